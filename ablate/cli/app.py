@@ -1,0 +1,30 @@
+"""The `ablate` command: one thin typer shell per command, each over a library function.
+
+Each command lives in its own module of this package and is registered here.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="ablate",
+    help="Ablation studies of a coordinate-based image model: true super-resolution or resampling?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Registration: one line per command module (keep alphabetical within groups).
+from ablate.cli import spec_cmds  # noqa: E402  validate, plan
+
+app.command("validate")(spec_cmds.validate)
+app.command("plan")(spec_cmds.plan)
+
+
+def main() -> None:  # console-script entry point
+    app()
+
+
+if __name__ == "__main__":
+    main()

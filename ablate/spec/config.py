@@ -1,0 +1,269 @@
+"""Typed, frozen configuration of a study and of one trial.
+
+A study file (TOML) is parsed and validated at the edge (``ablate.spec.parse``) into these
+dataclasses; everything inward (data, model, training, evaluation, orchestration) receives
+them and never looks at raw dictionaries. Every field carries its default here, with a comment
+saying what it means. The ``[model]`` and ``[train]`` defaults are the configuration of the
+seed's code (design.md, "The model").
+
+Field metadata drive validation in ``parse.py``:
+  ``min`` / ``max``   inclusive bounds (numbers, or every element of a tuple)
+  ``gt``              strict lower bound
+  ``even``            integers (or elements) must be even
+  ``nonempty``        tuples must have at least one element
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+JitterPlacement = Literal["none", "per_epoch", "per_batch", "per_sample"]
+JitterDist = Literal["gaussian", "uniform"]
+MultiscaleMode = Literal["off", "random_res", "hr_sample", "upsampled_input"]
+
+
+def _f(default, **meta):
+    """A dataclass field with validation metadata (see the module docstring)."""
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use tuples for defaults")
+    return field(default=default, metadata=meta)
+
+
+# ---------------------------------------------------------------------------------------------
+# The ablation axes
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JitterConfig:
+    """Noise added to the query coordinates during training (never at evaluation)."""
+
+    placement: JitterPlacement = "none"  # none | per_epoch (one draw reused by every batch of an
+    #   epoch: the seed's bug, kept to measure it) | per_batch | per_sample (one draw per image)
+    dist: JitterDist = "gaussian"  # gaussian: N(0, std²) in coordinate units ([0, 1] spans the
+    #   image, so 0.01 ≈ 0.32 px at 32); uniform: U(±½ pixel) at the current training resolution
+    std: float = _f(0.01, min=0.0)  # std of the gaussian, coordinate units; unused by uniform
+
+    def describe(self) -> str:
+        if self.placement == "none":
+            return "none"
+        if self.dist == "uniform":
+            return f"{self.placement}/uniform"
+        return f"{self.placement}/gaussian({self.std:g})"
+
+
+@dataclass(frozen=True)
+class MultiscaleConfig:
+    """Which resolutions supervise training and where their targets come from."""
+
+    mode: MultiscaleMode = "off"  # off: targets at data.input_size only; random_res: one
+    #   resolution per batch drawn from `resolutions`, targets = HR downsampled (antialiased);
+    #   hr_sample: `samples` random pixel centres per image of the HR target at a drawn
+    #   resolution (LIIF-style); upsampled_input: targets = the input interpolated up (flawed)
+    resolutions: tuple[int, ...] = _f((32, 48, 64), min=2, even=True, nonempty=True)  # the set
+    #   drawn from per batch (a curriculum replaces it stage by stage); hr_sample samples pixels
+    #   of the target at the drawn resolution: [hr_size] gives LIIF's HR pixel centres
+    samples: int = _f(1024, min=1)  # hr_sample: query pixels per image per batch
+
+    def describe(self) -> str:
+        if self.mode == "off":
+            return "off"
+        res = ",".join(str(r) for r in self.resolutions)
+        if self.mode == "hr_sample":
+            return f"hr_sample({self.samples}@{res})"
+        return f"{self.mode}({res})"
+
+
+@dataclass(frozen=True)
+class CurriculumStage:
+    from_epoch: int = _f(1, min=1)  # first epoch (1-based) of this stage
+    resolutions: tuple[int, ...] = _f((32,), min=2, even=True, nonempty=True)  # training set
+
+
+@dataclass(frozen=True)
+class CurriculumConfig:
+    """Progressive training: stage k's resolution set is used from its `from_epoch` on."""
+
+    stages: tuple[CurriculumStage, ...] = ()  # empty: no curriculum ("none" in a spec)
+
+    def describe(self) -> str:
+        if not self.stages:
+            return "none"
+        return " ".join(
+            f"{s.from_epoch}:{','.join(str(r) for r in s.resolutions)}" for s in self.stages
+        )
+
+    def resolutions_at(self, epoch: int) -> tuple[int, ...] | None:
+        """The resolution set of 1-based `epoch`, or None without a curriculum."""
+        current = None
+        for stage in self.stages:
+            if stage.from_epoch <= epoch:
+                current = stage.resolutions
+        return current
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections of a study file
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudySection:
+    name: str = "study"  # results go to results/<name>/; letters, digits, - and _
+    seeds: tuple[int, ...] = _f((0,), min=0, nonempty=True)  # each variant runs once per seed
+    baseline: str = ""  # variant the table compares against ("" = the first variant)
+    description: str = ""  # free text, shown by `ablate validate`
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "bundled"  # bundled (photos inside scikit-image/scikit-learn wheels) |
+    #   folder:PATH (every image under PATH) | cifar10:PATH (cifar-10-batches-py, 32×32 only)
+    hr_size: int = _f(128, min=2, even=True)  # side of the HR crops ground truth comes from
+    input_size: int = _f(32, min=4, even=True)  # side of the model's input (HR downsampled)
+    eval_resolutions: tuple[int, ...] = _f((32, 64, 128), min=2, even=True, nonempty=True)
+    train_samples: int = _f(1024, min=1)  # random HR crops (with flips/rot90) per epoch
+    test_samples: int = _f(64, min=1)  # fixed, seeded crops of the held-out photos
+    split_seed: int = _f(0, min=0)  # seeds the test crops (not the training seed)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The seed's encoder (bidirectional Mamba over patch + latent tokens) and decoder."""
+
+    patch_size: int = _f(2, min=1)  # input patch side: 32×32 / 2 → 256 patch tokens
+    dim: int = _f(256, min=8)  # token width
+    depth: int = _f(6, min=1)  # bidirectional Mamba + MLP blocks
+    num_latents: int = _f(256, min=1)  # learnable latent ("LP") tokens, interleaved
+    d_state: int = _f(16, min=1)  # Mamba SSM state size N
+    d_conv: int = _f(4, min=1)  # Mamba depthwise conv width
+    expand: int = _f(2, min=1)  # Mamba inner width = expand · dim
+    mlp_dim: int = _f(1024, min=1)  # hidden width of each block's MLP
+    mamba_backend: Literal["auto", "torch", "fused", "reference"] = "auto"  # selective scan:
+    #   fused (mamba-ssm CUDA kernels), torch (chunked pure-PyTorch scan), reference (slow loop),
+    #   auto (fused where it imports on CUDA, else torch). Not part of the trial id.
+    query_sigma: float = _f(16.0, gt=0.0)  # Fourier-feature scale of the decoder's query
+    heads: int = _f(2, min=1)  # cross-attention heads
+    head_dim: int = _f(64, min=1)  # width per head
+    locality_alpha: float = _f(10.0, min=0.0)  # attention bias −α·distance² to a token's patch
+    locality: Literal["2d", "raster"] = "2d"  # 2-D (y, x) distance, or the seed's 1-D raster one
+    sigmas: tuple[float, ...] = _f((128.0, 32.0), gt=0.0, nonempty=True)  # band Fourier scales
+    #   (radians per image side); the bands run coarse-to-fine, i.e. smallest σ first
+    feature_dim: int = _f(64, min=1)  # Fourier features per band
+    query_chunk: int = _f(16384, min=1)  # queries decoded per chunk at evaluation (memory only)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = _f(40, min=1)  # passes over data.train_samples crops
+    batch_size: int = _f(16, min=1)  # images per step
+    lr: float = _f(5e-4, gt=0.0)  # AdamW peak learning rate
+    weight_decay: float = _f(1e-4, min=0.0)  # AdamW weight decay
+    warmup_epochs: float = _f(1.0, min=0.0)  # linear warmup, then cosine to min_lr
+    min_lr: float = _f(0.0, min=0.0)  # end of the cosine
+    grad_clip: float = _f(1.0, min=0.0)  # max gradient norm (0 = off)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, else fp32
+    jitter: JitterConfig = JitterConfig()  # default for variants that do not set it
+    multiscale: MultiscaleConfig = MultiscaleConfig()
+    curriculum: CurriculumConfig = CurriculumConfig()
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    cpus_per_trial: float = _f(1.0, gt=0.0)  # Ray CPUs reserved per trial
+    gpus_per_trial: float | str = 0.0  # fraction of a GPU per trial (0.25 packs 4), or "auto"
+    max_failures: int = _f(2, min=0)  # retries of a crashing trial before it is recorded failed
+    max_concurrent: int = _f(0, min=0)  # cap on simultaneous trials (0 = as resources allow)
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    """One row of the table: a name, a label and the axis values it sets."""
+
+    name: str
+    label: str
+    jitter: JitterConfig
+    multiscale: MultiscaleConfig
+    curriculum: CurriculumConfig
+    sigmas: tuple[float, ...]
+    overrides: tuple[tuple[str, object], ...] = ()  # other dotted keys it sets (model.*, train.*)
+
+
+# ---------------------------------------------------------------------------------------------
+# The resolved objects
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one trial needs; flows unchanged spec → trial → rows."""
+
+    study: str
+    variant: str
+    label: str
+    seed: int
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    grid: tuple[tuple[str, object], ...] = ()  # this trial's grid point: (axis, value) pairs
+    trial_id: str = ""  # filled by ablate.spec.ids
+    variant_order: int = 0  # index of the variant in the spec (the table's row order)
+    spec_dir: str = ""  # directory of the study file: relative data paths resolve against it
+    #   (not part of the id, so the same trial has the same id on every machine)
+
+    def axes(self) -> dict[str, object]:
+        """The axis columns of the result rows (design.md)."""
+        t = self.train
+        return {
+            "jitter": t.jitter.placement,
+            "jitter_dist": t.jitter.dist if t.jitter.placement != "none" else "none",
+            "jitter_std": float(t.jitter.std) if t.jitter.placement != "none" else 0.0,
+            "multiscale": t.multiscale.describe(),
+            "curriculum": t.curriculum.describe(),
+            "sigmas": ",".join(f"{s:g}" for s in self.model.sigmas),
+        }
+
+    def grid_key(self) -> str:
+        """A short label of the grid point ("" when the study has no grid)."""
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in self.grid)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study: its sections, variants, grid and the file it came from."""
+
+    path: str
+    study: StudySection
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    resources: ResourcesConfig
+    variants: tuple[VariantConfig, ...]
+    grid: tuple[tuple[str, tuple[object, ...]], ...]  # axis → values, in file order
+    overrides: tuple[tuple[str, object], ...] = ()  # the --set pairs applied
+    raw: dict = field(default_factory=dict, compare=False, repr=False)  # the merged document
+
+    @property
+    def name(self) -> str:
+        return self.study.name
+
+    @property
+    def baseline(self) -> str:
+        return self.study.baseline or self.variants[0].name
+
+    def grid_size(self) -> int:
+        n = 1
+        for _, values in self.grid:
+            n *= len(values)
+        return n
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_fmt(x) for x in v) + "]"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, dict):
+        return "{" + ",".join(f"{k}={_fmt(x)}" for k, x in v.items()) + "}"
+    return str(v)

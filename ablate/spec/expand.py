@@ -1,0 +1,156 @@
+"""A study → its trials: variants × grid combinations × seeds, in spec order.
+
+Also home of the cross-field rules, checked on every resolved trial (a variant or a grid point
+may change sizes, epochs or resolutions): a problem found in a section that the variant or grid
+point did not touch is reported once, under its plain key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+
+from ablate.spec import config as C
+from ablate.spec.convert import Problems, convert_value, hints
+from ablate.spec.ids import make_trial_id
+from ablate.spec.parse import axis_target
+
+
+def _set(section_obj, key, raw):
+    """Replace one key of a section with a (validated) raw value."""
+    cls = type(section_obj)
+    meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == key)
+    value = convert_value(hints(cls)[key], raw, key, Problems(), meta, getattr(section_obj, key))
+    return dataclasses.replace(section_obj, **{key: value})
+
+
+def resolve(study: C.Study, variant: C.VariantConfig, point: tuple[tuple[str, object], ...]):
+    """The (data, model, train) sections of one variant at one grid point."""
+    sections = {"data": study.data, "model": study.model, "train": study.train}
+    sections["train"] = dataclasses.replace(
+        sections["train"], jitter=variant.jitter, multiscale=variant.multiscale,
+        curriculum=variant.curriculum)
+    sections["model"] = dataclasses.replace(sections["model"], sigmas=variant.sigmas)
+    for dotted, raw in variant.overrides:
+        section, key = dotted.split(".", 1)
+        sections[section] = _set(sections[section], key, raw)
+    for axis, raw in point:
+        section, key = axis_target(axis)
+        sections[section] = _set(sections[section], key, raw)
+    return sections["data"], sections["model"], sections["train"]
+
+
+def expand(study: C.Study, problems: Problems | None = None) -> list[C.TrialConfig]:
+    """Every trial of the study. With `problems`, cross-field rule violations are collected
+    there (used by validation); without, the study is assumed valid."""
+    problems = problems if problems is not None else Problems()
+    axes = [axis for axis, _ in study.grid]
+    points = [tuple(zip(axes, combo)) for combo in itertools.product(*(v for _, v in study.grid))]
+    spec_dir = str(Path(study.path).resolve().parent) if study.path and Path(study.path).exists() else ""
+    trials: list[C.TrialConfig] = []
+    seen: dict[str, str] = {}
+    for order, variant in enumerate(study.variants):
+        for point in points:
+            data, model, train = resolve(study, variant, point)
+            where = f'variant "{variant.name}"' + (f" at grid {_point(point)}" if point else "")
+            check(study, data, model, train, where, problems,
+                  variant_path=f'variant[{order + 1}] "{variant.name}"' if study.raw.get("variant") else "")
+            for seed in study.study.seeds:
+                tid = make_trial_id(data, model, train, seed)
+                name = f"{where}, seed {seed}"
+                if tid in seen:
+                    problems.add(f'variant "{variant.name}"',
+                                 f"{name} has the same resolved config as {seen[tid]} "
+                                 f"(trial {tid}); make them differ or remove one")
+                    continue
+                seen[tid] = name
+                trials.append(C.TrialConfig(
+                    study=study.name, variant=variant.name, label=variant.label, seed=seed,
+                    data=data, model=model, train=train, grid=_freeze(point), trial_id=tid,
+                    variant_order=order, spec_dir=spec_dir))
+    return trials
+
+
+def _point(point) -> str:
+    return ", ".join(f"{k}={C._fmt(v)}" for k, v in point)
+
+
+def _freeze(point):
+    def f(v):
+        return tuple(f(x) for x in v) if isinstance(v, list) else v
+    return tuple((k, f(v)) for k, v in point)
+
+
+def check(study: C.Study, data: C.DataConfig, model: C.ModelConfig, train: C.TrainConfig,
+          where: str, problems: Problems, variant_path: str = "") -> None:
+    """Cross-field rules of one resolved trial."""
+
+    def add(section: str, key: str, message: str) -> None:
+        base = getattr(study, section)
+        own = {"data": data, "model": model, "train": train}[section]
+        axis = key.split(".")[0]
+        if variant_path and section == "train" and axis in ("jitter", "multiscale", "curriculum") \
+                and getattr(own, axis) != getattr(base, axis):
+            problems.add(f"{variant_path}.{key}", message)  # where the user wrote it
+            return
+        suffix = "" if own == base else f" (in {where})"
+        problems.add(f"{section}.{key}", message + suffix)
+
+    source = data.source
+    kind, _, path = source.partition(":")
+    if source != "bundled" and (kind not in ("folder", "cifar10") or not path):
+        add("data", "source", f'expected "bundled", "folder:PATH" or "cifar10:PATH", got {source!r}')
+    cifar = kind == "cifar10"
+    if data.hr_size < data.input_size:
+        add("data", "hr_size", f"must be ≥ data.input_size ({data.input_size}): ground truth "
+            f"comes from HR crops downsampled to the input, got {data.hr_size}")
+    if not cifar:
+        above = [r for r in data.eval_resolutions if r > data.hr_size]
+        if above:
+            add("data", "eval_resolutions", f"{above} exceed data.hr_size ({data.hr_size}): there "
+                "is no ground truth above the HR size; raise hr_size or drop them")
+    elif data.hr_size != 32 or data.input_size != 32:
+        add("data", "hr_size", "cifar10 images are 32×32: set data.hr_size = 32 and "
+            "data.input_size = 32 (eval resolutions above 32 are recorded as missing)")
+    if len(set(data.eval_resolutions)) != len(data.eval_resolutions):
+        add("data", "eval_resolutions", f"resolutions repeat: {list(data.eval_resolutions)}")
+    if data.input_size % model.patch_size:
+        add("model", "patch_size", f"must divide data.input_size ({data.input_size}), "
+            f"got {model.patch_size}")
+    else:
+        patches = (data.input_size // model.patch_size) ** 2
+        if model.num_latents != patches:
+            add("model", "num_latents", f"must equal the number of patches, (input_size / "
+                f"patch_size)² = {patches}: latent tokens are interleaved one per patch, got "
+                f"{model.num_latents}")
+    ms, cur = train.multiscale, train.curriculum
+    limit = data.hr_size if not cifar else 32
+    if ms.mode != "off":
+        high = [r for r in ms.resolutions if r > limit]
+        if high:
+            add("train", "multiscale.resolutions", f"{high} exceed data.hr_size ({limit}): "
+                "targets come from the HR crops")
+    if cur.stages:
+        if ms.mode == "off":
+            add("train", "curriculum", "a curriculum sets the training resolutions per stage; "
+                'it needs multiscale.mode = "random_res", "hr_sample" or "upsampled_input", '
+                'not "off"')
+        starts = [s.from_epoch for s in cur.stages]
+        if starts[0] != 1:
+            add("train", "curriculum.stages[1].from_epoch",
+                f"the first stage must start at epoch 1, got {starts[0]}")
+        if any(b <= a for a, b in zip(starts, starts[1:])):
+            add("train", "curriculum.stages", f"from_epoch must increase strictly, got {starts}")
+        late = [s for s in starts if s > train.epochs]
+        if late:
+            add("train", "curriculum.stages", f"stages start at epochs {late}, past the last "
+                f"epoch (train.epochs = {train.epochs})")
+        for i, s in enumerate(cur.stages, start=1):
+            high = [r for r in s.resolutions if r > limit]
+            if high:
+                add("train", f"curriculum.stages[{i}].resolutions",
+                    f"{high} exceed data.hr_size ({limit})")
+    if len(set(model.sigmas)) != len(model.sigmas):
+        add("model", "sigmas", f"values repeat: {list(model.sigmas)}")
+

@@ -1,0 +1,88 @@
+"""Stable trial ids, and the trial config as plain data (JSON) and back.
+
+A trial's id is the first 12 hex digits of the SHA-256 of its resolved configuration as
+canonical JSON (sorted keys, no whitespace, floats as Python's shortest round-trip repr): the
+`data`, `model` and `train` sections with every default filled, plus the seed. Key order and
+formatting of the study file do not matter; any change of a resolved value does. Left out,
+because they do not change the numbers a trial produces: the study and variant names, the
+label, `[resources]`, `model.mamba_backend` (the fused and torch scans compute the same
+function) and `model.query_chunk` (evaluation memory only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+from ablate.spec import config as C
+
+NOT_IN_ID = {"model": ("mamba_backend", "query_chunk")}
+
+
+def _plain(obj):
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(x) for x in obj]
+    return obj
+
+
+def identity(data: C.DataConfig, model: C.ModelConfig, train: C.TrainConfig, seed: int) -> dict:
+    """The part of a trial's config that its id hashes."""
+    out = {"data": _plain(data), "model": _plain(model), "train": _plain(train), "seed": seed}
+    for section, keys in NOT_IN_ID.items():
+        for key in keys:
+            out[section].pop(key, None)
+    return out
+
+
+def canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def make_trial_id(data, model, train, seed) -> str:
+    digest = hashlib.sha256(canonical_json(identity(data, model, train, seed)).encode())
+    return digest.hexdigest()[:12]
+
+
+def trial_to_dict(t: C.TrialConfig) -> dict:
+    """The whole trial config as JSON-ready data (plan --json, config_json, Ray's config)."""
+    return {
+        "trial_id": t.trial_id,
+        "study": t.study,
+        "variant": t.variant,
+        "label": t.label,
+        "seed": t.seed,
+        "grid": {k: _plain(v) for k, v in t.grid},
+        "data": _plain(t.data),
+        "model": _plain(t.model),
+        "train": _plain(t.train),
+        "variant_order": t.variant_order,
+        "spec_dir": t.spec_dir,
+    }
+
+
+def trial_from_dict(d: dict) -> C.TrialConfig:
+    """Inverse of `trial_to_dict` (validates again; raises ValueError on a bad dict)."""
+    from ablate.spec.convert import Problems, convert
+
+    problems = Problems()
+    data = convert(C.DataConfig, d["data"], "data", problems)
+    model = convert(C.ModelConfig, d["model"], "model", problems)
+    train = convert(C.TrainConfig, d["train"], "train", problems)
+    if problems:
+        raise ValueError("; ".join(p.render("trial config") for p in problems))
+    t = C.TrialConfig(
+        study=d["study"], variant=d["variant"], label=d["label"], seed=int(d["seed"]),
+        data=data, model=model, train=train,
+        grid=tuple((k, _freeze(v)) for k, v in d.get("grid", {}).items()),
+        variant_order=int(d.get("variant_order", 0)), spec_dir=d.get("spec_dir", ""),
+    )
+    return dataclasses.replace(t, trial_id=make_trial_id(data, model, train, t.seed))
+
+
+def _freeze(v):
+    if isinstance(v, list):
+        return tuple(_freeze(x) for x in v)
+    return v

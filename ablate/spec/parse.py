@@ -1,0 +1,315 @@
+"""Read a study file (TOML), apply ``--set`` overrides, validate everything, build a `Study`.
+
+All problems of a file are collected and raised together as one `SpecError`, whose lines name
+the file and the dotted key path and say what was expected. Nothing here raises a traceback
+at the user for bad input.
+
+Where a variant's or a grid axis's value lands in the resolved trial config:
+
+    jitter → train.jitter      multiscale → train.multiscale
+    curriculum → train.curriculum      sigmas → model.sigmas
+    model = {...} / train = {...} / data = {...} in a variant: any other key of those sections
+    a grid axis may also be any dotted key of data/model/train, e.g. "train.lr"
+
+Order of application: defaults → file sections → ``--set`` → variant → grid point.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from ablate.spec import config as C
+from ablate.spec.convert import Problems, convert, describe, join, suggest
+
+SECTIONS = {
+    "study": C.StudySection,
+    "data": C.DataConfig,
+    "model": C.ModelConfig,
+    "train": C.TrainConfig,
+    "resources": C.ResourcesConfig,
+}
+TOP_KEYS = [*SECTIONS, "grid", "variant"]
+# variant / grid shorthands → (section, key)
+AXES = {
+    "jitter": ("train", "jitter"),
+    "multiscale": ("train", "multiscale"),
+    "curriculum": ("train", "curriculum"),
+    "sigmas": ("model", "sigmas"),
+}
+VARIANT_KEYS = ["name", "label", *AXES, "data", "model", "train"]
+TRIAL_SECTIONS = ("data", "model", "train")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class SpecError(Exception):
+    """An invalid study: `problems` lists every problem found, each rendered with the file."""
+
+    def __init__(self, file: str, problems: list):
+        self.file = file
+        self.problems = list(problems)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        n = len(self.problems)
+        head = f"{self.file}: {n} problem{'s' if n != 1 else ''} in the study spec:"
+        return "\n".join([head, *("  " + p.render(self.file) for p in self.problems)])
+
+
+# ---------------------------------------------------------------------------------------------
+# reading and --set
+# ---------------------------------------------------------------------------------------------
+
+
+def read_toml(path: str | Path) -> dict:
+    file = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise SpecError(file, [_p("", "file not found; give the path of a study .toml file "
+                                     "(see studies/ for examples)")])
+    if p.is_dir():
+        raise SpecError(file, [_p("", "is a directory, expected a study .toml file")])
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(file, [_p("", f"cannot be read: {e}")]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(file, [_p("", f"TOML syntax error: {e}")]) from None
+
+
+def _p(key, message):
+    from ablate.spec.convert import Problem
+
+    return Problem(key, message)
+
+
+def parse_set(item: str) -> tuple[list[str], Any]:
+    """'train.epochs=2' → (['train', 'epochs'], 2). The value is read as TOML; a bare word that
+    is not TOML (e.g. name=demo) is taken as a string."""
+    if "=" not in item:
+        raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=2")
+    key, value = item.split("=", 1)
+    key = key.strip()
+    parts = key.split(".")
+    if not key or any(not part for part in parts):
+        raise ValueError(f"--set {item!r}: the key must be a dotted path such as train.epochs")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return parts, parsed
+
+
+def apply_set(doc: dict, item: str, problems: Problems) -> None:
+    try:
+        parts, value = parse_set(item)
+    except ValueError as e:
+        problems.add("--set", str(e))
+        return
+    target: Any = doc
+    if parts[0] == "variant" and len(parts) >= 3:  # variant.NAME.key…
+        names = [v.get("name") for v in doc.get("variant", []) if isinstance(v, dict)]
+        if parts[1] not in names:
+            problems.add(f"--set {'.'.join(parts)}", f"no variant named {parts[1]!r}"
+                         + suggest(parts[1], names) + f"; variants: {', '.join(map(str, names))}")
+            return
+        target = doc["variant"][names.index(parts[1])]
+        parts = parts[2:]
+    for part in parts[:-1]:
+        nxt = target.get(part) if isinstance(target, dict) else None
+        if nxt is None:
+            nxt = target[part] = {}
+        if not isinstance(nxt, dict):
+            problems.add(f"--set {item.split('=')[0]}", f"{part!r} is not a table")
+            return
+        target = nxt
+    target[parts[-1]] = value
+
+
+# ---------------------------------------------------------------------------------------------
+# the study
+# ---------------------------------------------------------------------------------------------
+
+
+def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> C.Study:
+    """Parse, override and validate a study file. Raises SpecError listing every problem."""
+    doc = read_toml(path)
+    return build_study(doc, str(path), overrides)
+
+
+def build_study(doc: dict, file: str = "<study>", overrides=()) -> C.Study:
+    doc = copy.deepcopy(doc)
+    problems = Problems()
+    for item in overrides:
+        apply_set(doc, item, problems)
+    for key in doc:
+        if key not in TOP_KEYS:
+            problems.add(key, "unknown section" + suggest(key, TOP_KEYS)
+                         + f"; expected one of: {', '.join(TOP_KEYS)}")
+
+    sections = {}
+    for name, cls in SECTIONS.items():
+        raw = doc.get(name, {})
+        sections[name] = convert(cls, raw, name, problems) if raw is not None else cls()
+        if sections[name] is None:
+            sections[name] = cls()
+    study: C.StudySection = sections["study"]
+    if not _NAME.match(study.name):
+        problems.add("study.name", f"expected letters, digits, '-', '_' or '.', got {study.name!r}"
+                     " (it names the results folder)")
+    if len(set(study.seeds)) != len(study.seeds):
+        problems.add("study.seeds", f"seeds repeat: {list(study.seeds)}")
+    gpus = sections["resources"].gpus_per_trial
+    if isinstance(gpus, str) and gpus != "auto":
+        problems.add("resources.gpus_per_trial", f'expected a number ≥ 0 or "auto", got {gpus!r}')
+    elif not isinstance(gpus, str) and gpus < 0:
+        problems.add("resources.gpus_per_trial", f"must be ≥ 0, got {gpus}")
+
+    variants = _variants(doc, sections, problems)
+    grid = _grid(doc, sections, problems)
+    names = [v.name for v in variants]
+    if study.baseline and study.baseline not in names:
+        problems.add("study.baseline", f"names no variant: {study.baseline!r}"
+                     + suggest(study.baseline, names) + f"; variants: {', '.join(names)}")
+
+    result = C.Study(
+        path=file, study=study, data=sections["data"], model=sections["model"],
+        train=sections["train"], resources=sections["resources"], variants=tuple(variants),
+        grid=tuple(grid), overrides=tuple(overrides), raw=doc,
+    )
+    # cross-field rules, on every resolved trial (a grid may change epochs, sizes, …); values
+    # that failed above fell back to their defaults, so this still runs and finds the rest
+    from ablate.spec.expand import expand
+
+    expand(result, problems=problems)
+    if problems:
+        set_keys = {item.split("=", 1)[0].strip() for item in overrides}
+        marked = [p if p.key not in set_keys else type(p)(p.key, p.message + " (from --set)")
+                  for p in problems]
+        raise SpecError(file, marked)
+    return result
+
+
+def _variants(doc, sections, problems: Problems) -> list[C.VariantConfig]:
+    raw_list = doc.get("variant")
+    if raw_list is None:
+        base = sections["train"]
+        return [C.VariantConfig(name="base", label="base", jitter=base.jitter,
+                                multiscale=base.multiscale, curriculum=base.curriculum,
+                                sigmas=sections["model"].sigmas)]
+    if not isinstance(raw_list, list) or not raw_list:
+        problems.add("variant", "expected one or more [[variant]] tables")
+        return []
+    out, seen = [], {}
+    for i, raw in enumerate(raw_list, start=1):
+        path = f"variant[{i}]"
+        if not isinstance(raw, dict):
+            problems.add(path, f"expected a table, got {describe(raw)}")
+            continue
+        name = raw.get("name")
+        if not isinstance(name, str) or not _NAME.match(name or ""):
+            problems.add(join(path, "name"), "required: a name of letters, digits, '-', '_' "
+                         f"(got {describe(name) if name is not None else 'nothing'})")
+            name = f"variant{i}"
+        else:
+            path = f'variant[{i}] "{name}"'
+            if name in seen:
+                problems.add(join(path, "name"), f"duplicate variant name (also variant[{seen[name]}])")
+            seen.setdefault(name, i)
+        for key in raw:
+            if key not in VARIANT_KEYS:
+                problems.add(join(path, key), "unknown key" + suggest(key, VARIANT_KEYS)
+                             + f"; a variant takes: {', '.join(VARIANT_KEYS)}")
+        label = raw.get("label", name)
+        if not isinstance(label, str):
+            problems.add(join(path, "label"), f"expected a string, got {describe(label)}")
+            label = name
+        train, model = sections["train"], sections["model"]
+        jitter = _axis(C.JitterConfig, raw, "jitter", path, problems, train.jitter)
+        multiscale = _axis(C.MultiscaleConfig, raw, "multiscale", path, problems, train.multiscale)
+        curriculum = _axis(C.CurriculumConfig, raw, "curriculum", path, problems, train.curriculum)
+        sigmas = model.sigmas
+        if "sigmas" in raw:
+            sigmas = _value(C.ModelConfig, "sigmas", raw["sigmas"], join(path, "sigmas"), problems,
+                            model.sigmas)
+        overrides = []
+        for section in TRIAL_SECTIONS:
+            sub = raw.get(section)
+            if sub is None:
+                continue
+            if not isinstance(sub, dict):
+                problems.add(join(path, section), f"expected a table, got {describe(sub)}")
+                continue
+            # validate the variant's keys at their own path
+            convert(SECTIONS[section], sub, join(path, section), problems, base=sections[section])
+            overrides.extend((f"{section}.{k}", v) for k, v in _flatten(sub))
+        out.append(C.VariantConfig(name=name, label=label, jitter=jitter, multiscale=multiscale,
+                                   curriculum=curriculum, sigmas=sigmas, overrides=tuple(overrides)))
+    return out
+
+
+def _flatten(d: dict, prefix: str = ""):
+    """Top-level keys only: a nested table (jitter = {...}) stays one value."""
+    for k, v in d.items():
+        yield (prefix + k, v)
+
+
+def _axis(cls, raw, key, path, problems, default):
+    if key not in raw:
+        return default
+    out = convert(cls, raw[key], join(path, key), problems)
+    return out if out is not None else default
+
+
+def _value(cls, key, value, path, problems, fallback):
+    from ablate.spec.convert import convert_value, hints
+
+    meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == key)
+    return convert_value(hints(cls)[key], value, path, problems, meta, fallback)
+
+
+def _grid(doc, sections, problems: Problems) -> list[tuple[str, tuple]]:
+    raw = doc.get("grid", {})
+    if not isinstance(raw, dict):
+        problems.add("grid", f"expected a table of axis = [values…], got {describe(raw)}")
+        return []
+    out = []
+    for axis, values in raw.items():
+        path = join("grid", axis)
+        target = axis_target(axis)
+        if target is None:
+            known = [*AXES] + [f"{s}.<key>" for s in TRIAL_SECTIONS]
+            problems.add(path, "unknown axis" + suggest(axis, [*AXES]) + f"; an axis is one of "
+                         f"{', '.join(known)}")
+            continue
+        section, key = target
+        cls = SECTIONS[section]
+        if key not in {f.name for f in dataclasses.fields(cls)}:
+            names = [f.name for f in dataclasses.fields(cls)]
+            problems.add(path, f"unknown key {key!r} of [{section}]" + suggest(key, names))
+            continue
+        if not isinstance(values, list) or not values:
+            problems.add(path, f"expected a non-empty array of values, got {describe(values)}")
+            continue
+        typed = []
+        for i, v in enumerate(values):
+            typed.append(_value(cls, key, v, join(path, i), problems, None))
+        if len({repr(t) for t in typed}) != len(typed):
+            problems.add(path, "values repeat")
+        out.append((axis, tuple(values)))
+    return out
+
+
+def axis_target(axis: str) -> tuple[str, str] | None:
+    if axis in AXES:
+        return AXES[axis]
+    parts = axis.split(".")
+    if len(parts) == 2 and parts[0] in TRIAL_SECTIONS:
+        return parts[0], parts[1]
+    return None
