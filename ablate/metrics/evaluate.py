@@ -1,0 +1,160 @@
+"""Evaluate a model on the test set at every eval resolution, beside bicubic.
+
+    result = evaluate(render, test, cfg.data)   # render(inputs (b,3,s,s), r) -> (b,3,r,r)
+    rows = result.rows                          # one dict per r: schema.TRIAL_COLUMNS metrics
+    result.write_artifacts(artifacts_dir(study_root, trial_id))
+
+Per resolution r (s = input size):
+  no ground truth (r above the HR side, e.g. CIFAR at 64): every metric NaN, verdict "n/a" —
+      missing, never faked; the model is not even run.
+  r ≤ s: PSNR/SSIM of the model against the truth; nothing to upsample, so the bicubic metrics
+      and the band metrics are NaN and the verdict "n/a".
+  r > s: model and bicubic PSNR/SSIM (means of per-image values), the band metrics and the
+      verdict of ablate.metrics.spectrum, and the radially averaged spectra of truth, bicubic
+      and model for the plots.
+Predictions are clamped to [0, 1] before any metric.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ablate.data.dataset import TestData
+from ablate.metrics.image import bicubic_upsample, psnr, ssim
+from ablate.metrics.spectrum import band_metrics, radial_spectrum, verdict
+from ablate.results.schema import SPECTRA_COLUMNS
+from ablate.spec.config import DataConfig
+
+METRIC_KEYS = (
+    "resolution",
+    "psnr",
+    "ssim",
+    "psnr_bicubic",
+    "ssim_bicubic",
+    "hf_energy_ratio",
+    "band_error_ratio",
+    "band_coherence",
+    "band_coherence_bicubic",
+    "verdict",
+)
+PREDICTIONS_FILE = "predictions.npz"
+SPECTRA_FILE = "spectra.parquet"
+
+Render = Callable[[Tensor, int], Tensor]
+
+
+@dataclass
+class EvalResult:
+    rows: list[dict]  # one per eval resolution, keys METRIC_KEYS, in cfg.eval_resolutions order
+    spectra: list[dict]  # SPECTRA_COLUMNS rows
+    samples: dict[str, np.ndarray] = field(default_factory=dict)  # input, bicubic, prediction,
+    #   truth: float32 (n, 3, ·, ·) at `sample_resolution`; empty when no resolution has truth
+    sample_resolution: int | None = None
+
+    def row(self, r: int) -> dict:
+        return next(row for row in self.rows if row["resolution"] == r)
+
+    def write_artifacts(self, dir: Path) -> None:
+        """predictions.npz and spectra.parquet into `dir` (schema.py), each written atomically."""
+        import pandas as pd
+
+        dir = Path(dir)
+        dir.mkdir(parents=True, exist_ok=True)
+        if self.samples:
+            tmp = dir / f".{PREDICTIONS_FILE}.tmp"
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **self.samples)
+            os.replace(tmp, dir / PREDICTIONS_FILE)
+        df = pd.DataFrame(self.spectra, columns=list(SPECTRA_COLUMNS))
+        df = df.astype(
+            {"resolution": "int64", "kind": "str", "frequency": "float64", "power": "float64"}
+        )
+        tmp = dir / f".{SPECTRA_FILE}.tmp"
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, dir / SPECTRA_FILE)
+
+
+def _empty_row(r: int) -> dict:
+    row = {k: math.nan for k in METRIC_KEYS}
+    row.update(resolution=int(r), verdict="n/a")
+    return row
+
+
+@torch.no_grad()
+def _render_all(render: Render, inputs: Tensor, r: int, batch_size: int) -> Tensor:
+    outs = []
+    for i in range(0, inputs.shape[0], batch_size):
+        x = inputs[i : i + batch_size]
+        y = render(x, r)
+        if tuple(y.shape) != (x.shape[0], 3, r, r):
+            raise ValueError(
+                f"render returned {tuple(y.shape)} for {x.shape[0]} images at {r}, "
+                f"expected {(x.shape[0], 3, r, r)}"
+            )
+        outs.append(y.detach().float().clamp(0.0, 1.0).to(inputs.device))
+    return torch.cat(outs)
+
+
+def _spectra_rows(r: int, kind: str, imgs: Tensor) -> list[dict]:
+    freqs, power = radial_spectrum(imgs)
+    return [
+        {"resolution": int(r), "kind": kind, "frequency": float(f), "power": float(p)}
+        for f, p in zip(freqs, power)
+    ]
+
+
+@torch.no_grad()
+def evaluate(
+    render: Render, test: TestData, cfg: DataConfig, n_samples: int = 4, batch_size: int = 16
+) -> EvalResult:
+    """Metrics of `render` on `test` at each of `cfg.eval_resolutions` (see the module)."""
+    s = cfg.input_size
+    if test.input_size != s:
+        raise ValueError(f"test inputs are {test.input_size}×{test.input_size}, config says {s}")
+    rows, spectra, predictions = [], [], {}
+    with_truth = [r for r in cfg.eval_resolutions if test.has_truth(r)]
+    top = max(with_truth) if with_truth else None
+
+    for r in cfg.eval_resolutions:
+        row = _empty_row(r)
+        rows.append(row)
+        if not test.has_truth(r):
+            continue
+        truth = test.truth(r)
+        pred = _render_all(render, test.inputs, r, batch_size)
+        if r == top:
+            predictions[r] = pred[:n_samples]
+        row["psnr"] = float(psnr(pred, truth).mean())
+        row["ssim"] = float(ssim(pred, truth).mean())
+        if r <= s:
+            continue
+        bic = bicubic_upsample(test.inputs, r)
+        row["psnr_bicubic"] = float(psnr(bic, truth).mean())
+        row["ssim_bicubic"] = float(ssim(bic, truth).mean())
+        row.update(band_metrics(pred, bic, truth, s))
+        row["verdict"] = verdict(
+            row["band_error_ratio"], row["hf_energy_ratio"], row["band_coherence"],
+            row["band_coherence_bicubic"],
+        )
+        for kind, imgs in (("truth", truth), ("bicubic", bic), ("model", pred)):
+            spectra += _spectra_rows(r, kind, imgs)
+
+    samples = {}
+    if top is not None:
+        k = min(n_samples, len(test))
+        samples = {
+            "input": test.inputs[:k],
+            "bicubic": bicubic_upsample(test.inputs[:k], top),
+            "prediction": predictions[top][:k],
+            "truth": test.truth(top)[:k],
+        }
+        samples = {name: v.float().cpu().numpy() for name, v in samples.items()}
+    return EvalResult(rows=rows, spectra=spectra, samples=samples, sample_resolution=top)

@@ -1,0 +1,255 @@
+"""Data sources and the on-device dataset, on real files and the real bundled photos."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from data_fixtures import write_cifar, write_image, write_position_image
+
+from ablate.data import sources
+from ablate.data.dataset import TestData, TrainData, build_data, downsample
+from ablate.data.sources import BUNDLED_TEST, DataError, load_source
+from ablate.spec.config import DataConfig
+
+# --- bundled -----------------------------------------------------------------------------------
+
+
+def test_bundled_offline_split_by_photo(monkeypatch):
+    def no_network(*a, **k):
+        raise AssertionError("bundled source tried the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(sources, "_bundled_cache", {})  # decode from the wheels again
+    p = load_source("bundled", 128)
+    assert p.test_names == list(BUNDLED_TEST)
+    assert set(p.train_names).isdisjoint(p.test_names)
+    assert len(p.train) == 8 and len(p.test) == 3 and p.skipped == 0
+    assert {"motorcycle_left", "motorcycle_right"} <= set(p.train_names)  # stereo pair together
+    for img in p.train + p.test:
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+    assert not p.test_whole and p.native_size is None
+
+
+def test_bundled_skips_small_photos_and_refuses_without_test(caplog):
+    with caplog.at_level(logging.WARNING, logger="ablate.data.sources"):
+        p = load_source("bundled", 400)
+    assert p.skipped == 1 and "chelsea" not in p.test_names  # 300×451
+    assert "1 photos smaller than hr_size 400" in caplog.text
+    with pytest.raises(DataError, match="hr_size ≤ 300"):
+        load_source("bundled", 512)
+
+
+def test_unknown_source():
+    with pytest.raises(DataError, match="bundled.*folder:PATH.*cifar10:PATH"):
+        load_source("imagenet:/data", 64)
+
+
+# --- folder ------------------------------------------------------------------------------------
+
+
+def _folder(tmp_path, n=12):
+    root = tmp_path / "imgs"
+    for i in range(n):
+        ext = ["png", "jpg", "bmp", "PNG"][i % 4]
+        write_image(root / ("sub" if i % 3 else "") / f"img{i:02d}.{ext}", 70 + i, 90, seed=i)
+    write_image(root / "gray.png", 80, 80, seed=50, mode="L")
+    write_image(root / "alpha.png", 80, 80, seed=51, mode="RGBA")
+    write_image(root / "tiny1.png", 20, 200, seed=52)
+    write_image(root / "deep" / "er" / "tiny2.png", 40, 40, seed=53)
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_folder_recursive_split_and_skips(tmp_path, caplog):
+    root = _folder(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="ablate.data.sources"):
+        p = load_source(f"folder:{root}", 64)
+    assert p.skipped == 2 and "2 images smaller than hr_size 64 skipped" in caplog.text
+    assert len(p.train) + len(p.test) == 14 and p.test and p.train
+    assert set(p.train_names).isdisjoint(p.test_names)
+    assert any(n.startswith("sub/") for n in p.train_names + p.test_names)
+    assert all(img.shape[2] == 3 and img.dtype == np.uint8 for img in p.train + p.test)
+    assert not p.test_whole
+    # deterministic, and stable: adding files never moves an existing one across the split
+    assert load_source(f"folder:{root}", 64).test_names == p.test_names
+    for i in range(31):
+        write_image(root / "more" / f"x{i}.png", 70, 70, seed=100 + i)
+    q = load_source(f"folder:{root}", 64)
+    assert set(p.test_names) <= set(q.test_names)
+    assert set(p.train_names) <= set(q.train_names)
+
+
+def test_folder_decodes_exact_pixels(tmp_path):
+    root = tmp_path / "two"
+    a = write_image(root / "a.png", 64, 80, seed=1)
+    b = write_image(root / "b.png", 64, 64, seed=2, mode="L")
+    p = load_source(f"folder:{root}", 64)
+    got = dict(zip(p.train_names + p.test_names, p.train + p.test))
+    np.testing.assert_array_equal(got["a.png"], a)
+    np.testing.assert_array_equal(got["b.png"], b)
+
+
+def test_folder_train_test_layout(tmp_path, caplog):
+    root = tmp_path / "ds"
+    for i in range(4):
+        write_image(root / "train" / f"t{i}.png", 96, 100, seed=i)
+    exact = write_image(root / "test" / "exact.png", 64, 64, seed=10)
+    write_image(root / "test" / "big.png", 80, 100, seed=11)
+    write_image(root / "test" / "small.png", 32, 64, seed=12)
+    with caplog.at_level(logging.WARNING, logger="ablate.data.sources"):
+        p = load_source(f"folder:{root}", 64)
+    assert p.test_whole and p.skipped == 1
+    assert p.test_names == ["big.png", "exact.png"] and len(p.train) == 4
+    np.testing.assert_array_equal(p.test[1], exact)
+
+
+def test_folder_errors_name_the_path(tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(DataError, match=f"{missing}.*does not exist"):
+        load_source(f"folder:{missing}", 64)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty holds no images.*png"):
+        load_source(f"folder:{tmp_path / 'empty'}", 64)
+    f = tmp_path / "file.png"
+    write_image(f, 10, 10)
+    with pytest.raises(DataError, match="not a directory"):
+        load_source(f"folder:{f}", 64)
+    write_image(tmp_path / "smalls" / "a.png", 30, 30)
+    write_image(tmp_path / "smalls" / "b.png", 30, 30)
+    with pytest.raises(DataError, match="2 too small.*at least 64×64"):
+        load_source(f"folder:{tmp_path / 'smalls'}", 64)
+
+
+# --- cifar10 -----------------------------------------------------------------------------------
+
+
+def test_cifar_layout_and_pixel_order(tmp_path):
+    d = write_cifar(tmp_path, n_train=20, n_test=12, batches=2)
+    for spec in (f"cifar10:{tmp_path}", f"cifar10:{d}"):
+        p = load_source(spec, 128)
+        assert len(p.train) == 40 and len(p.test) == 12
+        assert p.native_size == 32 and p.test_whole and p.skipped == 0
+        img = p.test[3]
+        assert img.shape == (32, 32, 3) and img.dtype == np.uint8
+        assert img[5, 9].tolist() == [40, 72, 10]  # (y·8, x·8, index + seed 7)
+
+
+def test_cifar_missing_says_where_files_go(tmp_path):
+    with pytest.raises(DataError, match=r"cifar-10-batches-py.*data_batch_1\.\.5.*download"):
+        load_source(f"cifar10:{tmp_path / 'nothing'}", 32)
+
+
+# --- downsample --------------------------------------------------------------------------------
+
+
+def test_downsample_identity_and_antialias():
+    x = torch.arange(128, dtype=torch.float32)
+    g = (0.5 + 0.4 * torch.cos(2 * math.pi * 40 * x / 128)).expand(1, 3, 128, 128).contiguous()
+    assert downsample(g, 128) is g
+    d = downsample(g, 32)
+    assert d.shape == (1, 3, 32, 32)
+    # 40 cycles/image is far above the 32×32 Nyquist (16): it must not alias into the output
+    aliased = F.interpolate(g, size=(32, 32), mode="bicubic", align_corners=False)
+    assert aliased.std() > 0.15 and d.std() < 0.02
+    assert torch.allclose(d.mean(), torch.tensor(0.5), atol=0.01)
+    edge = torch.zeros(1, 3, 64, 64)
+    edge[..., 32:] = 1.0
+    up = downsample(edge, 96)
+    assert up.min() >= 0 and up.max() <= 1
+
+
+# --- TrainData ---------------------------------------------------------------------------------
+
+
+def _dihedral(a: np.ndarray) -> list[np.ndarray]:
+    out = []
+    for t in (a, a.transpose(1, 0, 2)):
+        out += [t, t[::-1], t[:, ::-1], t[::-1, ::-1]]
+    return out
+
+
+def test_epoch_crops_are_real_transformed_crops(tmp_path):
+    photo = write_position_image(tmp_path / "p.png", 50, 70)
+    data = TrainData.from_photos([photo, photo[:10]], 16, 64, "cpu")
+    assert data.skipped == 1 and len(data) == 1
+    crops = data.epoch(torch.Generator().manual_seed(3))
+    assert crops.shape == (64, 3, 16, 16) and crops.dtype == torch.float32
+    seen = set()
+    for c in crops:
+        u8 = (c * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        y0, x0 = int(u8[..., 0].min()), int(u8[..., 1].min())
+        region = photo[y0 : y0 + 16, x0 : x0 + 16]
+        match = [k for k, t in enumerate(_dihedral(region)) if np.array_equal(t, u8)]
+        assert match, "crop is not a flip/rot90 of a contiguous region"
+        seen.add(match[0])
+    assert len(seen) == 8  # all flips / rotations occur
+
+
+def test_epoch_determinism_and_area_weighting():
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    small = np.full((20, 20, 3), 255, np.uint8)  # 1% of the pixels
+    data = TrainData.from_photos([big, small], 20, 400, "cpu")
+    a = data.epoch(torch.Generator().manual_seed(1))
+    b = data.epoch(torch.Generator().manual_seed(1))
+    c = data.epoch(torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    n_small = int((a == 1.0).flatten(1).all(1).sum())
+    assert n_small < 20  # ~1% of 400 draws; a uniform choice of photo would give ~200
+
+
+def test_build_data_bundled_on_device():
+    cfg = DataConfig(hr_size=64, input_size=16, train_samples=24, test_samples=10, split_seed=4)
+    train, test = build_data(cfg, "cpu")
+    assert train.pixels.dtype == torch.uint8 and train.hr_size == 64 and len(train) == 8
+    hr = train.epoch(torch.Generator().manual_seed(0))
+    assert hr.shape == (24, 3, 64, 64) and 0 <= hr.min() and hr.max() <= 1
+    assert test.hr.shape == (10, 3, 64, 64) and test.inputs.shape == (10, 3, 16, 16)
+    assert torch.equal(test.inputs, downsample(test.hr, 16))
+    assert test.truth(32) is test.truth(32) and test.truth(64) is test.hr
+    assert test.has_truth(64) and not test.has_truth(128)
+    with pytest.raises(ValueError, match="no ground truth at 128"):
+        test.truth(128)
+    # the test crops are fixed by split_seed, whatever the training seed
+    _, again = build_data(cfg, "cpu")
+    _, other = build_data(dataclasses.replace(cfg, split_seed=5), "cpu")
+    assert torch.equal(test.hr, again.hr) and not torch.equal(test.hr, other.hr)
+
+
+def test_test_crops_cover_every_held_out_photo():
+    photos = [np.full((40, 40, 3), v, np.uint8) for v in (10, 20, 30)]
+    t = TestData.from_photos(photos, False, 16, 8, 7, seed=0, device="cpu")
+    values = sorted({round(float(x) * 255) for x in t.hr.flatten(1)[:, 0]})
+    assert values == [10, 20, 30] and len(t) == 7
+
+
+def test_build_data_whole_test_images(tmp_path):
+    root = tmp_path / "ds"
+    for i in range(2):
+        write_image(root / "train" / f"t{i}.png", 80, 80, seed=i)
+    exact = write_image(root / "test" / "a.png", 32, 32, seed=5)
+    big = write_image(root / "test" / "b.png", 40, 48, seed=6)
+    cfg = DataConfig(source=f"folder:{root}", hr_size=32, input_size=16, test_samples=64)
+    _, test = build_data(cfg, "cpu")
+    assert len(test) == 2  # one per test image, not 64 crops
+    u8 = (test.hr * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_array_equal(u8[0], exact)
+    np.testing.assert_array_equal(u8[1], big[4:36, 8:40])  # centre crop
+
+
+def test_build_data_cifar_has_no_truth_above_32(tmp_path):
+    write_cifar(tmp_path, n_train=16, n_test=30, batches=1)
+    cfg = DataConfig(source=f"cifar10:{tmp_path}", hr_size=128, input_size=32, test_samples=8)
+    train, test = build_data(cfg, "cpu")
+    assert train.hr_size == 32 and test.hr_size == 32 and len(test) == 8
+    assert test.has_truth(32) and not test.has_truth(64)
+    assert torch.equal(test.inputs, test.hr)  # nothing to downsample
+    with pytest.raises(DataError, match="input_size 64 exceeds the HR side 32"):
+        build_data(DataConfig(source=cfg.source, input_size=64), "cpu")
