@@ -21,6 +21,20 @@ from ablate.cli import spec_cmds  # noqa: E402  validate, plan
 app.command("validate")(spec_cmds.validate)
 app.command("plan")(spec_cmds.plan)
 
+from ablate.cli import trial_cmd  # noqa: E402  trial
+
+app.command("trial")(trial_cmd.trial)
+
+from ablate.cli import run_cmds  # noqa: E402  run, status
+
+app.command("run")(run_cmds.run)
+app.command("status")(run_cmds.status)
+
+from ablate.cli import report_cmd, table_cmd  # noqa: E402  table, report
+
+app.command("table")(table_cmd.table)
+app.command("report")(report_cmd.report)
+
 
 def main() -> None:  # console-script entry point
     app()

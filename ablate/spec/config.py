@@ -226,7 +226,7 @@ class TrialConfig:
 
     def grid_key(self) -> str:
         """A short label of the grid point ("" when the study has no grid)."""
-        return ", ".join(f"{k}={_fmt(v)}" for k, v in self.grid)
+        return ", ".join(f"{k}={format_value(v)}" for k, v in self.grid)
 
 
 @dataclass(frozen=True)
@@ -259,11 +259,12 @@ class Study:
         return n
 
 
-def _fmt(v) -> str:
+def format_value(v) -> str:
+    """A grid value as the `grid` column and plan tables write it: [128,32], 0.01, {k=v}."""
     if isinstance(v, (list, tuple)):
-        return "[" + ",".join(_fmt(x) for x in v) + "]"
+        return "[" + ",".join(format_value(x) for x in v) + "]"
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, dict):
-        return "{" + ",".join(f"{k}={_fmt(x)}" for k, x in v.items()) + "}"
+        return "{" + ",".join(f"{k}={format_value(x)}" for k, x in v.items()) + "}"
     return str(v)

@@ -73,7 +73,7 @@ def expand(study: C.Study, problems: Problems | None = None) -> list[C.TrialConf
 
 
 def _point(point) -> str:
-    return ", ".join(f"{k}={C._fmt(v)}" for k, v in point)
+    return ", ".join(f"{k}={C.format_value(v)}" for k, v in point)
 
 
 def _freeze(point):

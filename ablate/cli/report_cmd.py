@@ -1,0 +1,31 @@
+"""`ablate report`: the figures and an index.html showing them with the table."""
+
+from __future__ import annotations
+
+import typer
+
+from ablate.cli.common import fail
+
+
+def report(
+    dir: str = typer.Argument(..., metavar="DIR", help="A study's results folder, or a results "
+                              "folder holding several studies."),
+    out: str = typer.Option(..., "--out", help="Folder to write the PNGs and index.html to."),
+    study: str = typer.Option(None, "--study", help="Only this study (folder or study name)."),
+    metric: str = typer.Option("psnr", "--metric", help="Metric of the HTML table: psnr | ssim."),
+    baseline: str = typer.Option(None, "--baseline", help="Variant that Δ compares against."),
+) -> None:
+    """Write the report: PNG figures and OUT/index.html with the tables.
+
+    Figures: PSNR and SSIM vs resolution, power spectra at the top resolution,
+    held-out reconstructions, training curves. Exit 0; 2 when there are no results.
+    """
+    from ablate.report.html import write_report
+    from ablate.results.read import NoResults
+    from ablate.table.build import UnknownBaseline
+
+    try:
+        index = write_report(dir, out, study=study, metric=metric, baseline=baseline)
+    except (NoResults, UnknownBaseline, ValueError) as e:
+        fail(f"ablate report: {e}")
+    typer.echo(f"wrote {index}")

@@ -1,0 +1,77 @@
+"""`ablate run` and `ablate status`: a study on Ray Tune (or locally), and its progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ablate.cli.common import SetOption, fail, study_or_exit
+
+
+def run(
+    study_file: str = typer.Argument(..., metavar="STUDY.toml", help="The study spec."),
+    results: str = typer.Option("results", "--results", help="Results root; files go to "
+                                "RESULTS/<study>/."),
+    address: str = typer.Option(None, "--address", help="Join a Ray cluster: auto, HOST:PORT "
+                                "or ray://HOST:PORT (default: RAY_ADDRESS, else an embedded "
+                                "local Ray)."),
+    executor: str = typer.Option("ray", "--executor", help="ray | local (in-process, one "
+                                 "trial after another, no Ray)."),
+    max_concurrent: int = typer.Option(0, "--max-concurrent", help="At most N trials at once "
+                                       "(0: as resources allow)."),
+    storage: str = typer.Option(None, "--storage", help="Ray storage for checkpoints "
+                                "(default RESULTS/<study>/ray); on a multi-node cluster a path "
+                                "every node reaches."),
+    device: str = typer.Option("auto", "--device", help="--executor local only: cpu | cuda | auto."),
+    sets: list[str] = SetOption,
+) -> None:
+    """Run the whole study; skip trials already completed; resume interrupted ones.
+
+    Exit 0 when every trial completed, 1 when some failed (listed), 2 on invalid input.
+    """
+    from ablate.orchestrate.lock import StudyLocked
+    from ablate.orchestrate.ray_tune import RunError
+    from ablate.orchestrate.run import run_study
+
+    study = study_or_exit(study_file, sets)
+    try:
+        summary = run_study(study, results, executor=executor, address=address,
+                            max_concurrent=max_concurrent, storage=storage, device=device)
+    except (RunError, StudyLocked) as e:
+        fail(f"error: {e}")
+    except KeyboardInterrupt:
+        typer.echo("interrupted: running trials keep their checkpoints; run the same command "
+                   "again to resume", err=True)
+        raise typer.Exit(130)
+    n_run = summary.total - summary.skipped
+    typer.echo(f"{study.name}: {len(summary.completed)}/{n_run} run now completed, "
+               f"{summary.skipped} skipped (already completed), {len(summary.failed)} failed"
+               + (f", {len(summary.unfinished)} unfinished" if summary.unfinished else "")
+               + f" → {summary.study_root}")
+    for tid, err in summary.failed.items():
+        typer.echo(f"  FAILED {tid}: {err}", err=True)
+    if summary.unfinished:
+        typer.echo("  unfinished trials resume from their checkpoints on the next run", err=True)
+    raise typer.Exit(summary.exit_code)
+
+
+def status(
+    directory: str = typer.Argument(..., metavar="DIR", help="A results root or one study's "
+                                    "directory."),
+) -> None:
+    """Per study: trials completed / failed / running / pending, from the files."""
+    from ablate.orchestrate.status import study_dirs, study_status
+
+    dirs = study_dirs(Path(directory))
+    if not dirs:
+        typer.echo(f"{directory}: no study results here (expected RESULTS/<study>/trials/)")
+        return
+    for d in dirs:
+        s = study_status(d)
+        state = "running" if s.active else ("done" if s.completed + s.failed == s.total else "idle")
+        typer.echo(f"{s.name} ({state}): {s.completed}/{s.total} completed, {s.failed} failed, "
+                   f"{s.running} running, {s.interrupted} interrupted, {s.pending} pending  [{d}]")
+        for tid, ep in s.in_progress.items():
+            what = "running" if s.active else "interrupted"
+            typer.echo(f"  {what:<11} {tid} {s.labels.get(tid, '')}: epoch {ep} checkpointed")

@@ -1,0 +1,46 @@
+"""`ablate table`: the comparison table of a study, running or done."""
+
+from __future__ import annotations
+
+import typer
+
+from ablate.cli.common import fail
+
+
+def table(
+    dir: str = typer.Argument(..., metavar="DIR", help="A study's results folder, or a results "
+                              "folder holding several studies."),
+    study: str = typer.Option(None, "--study", help="Only this study (folder or study name)."),
+    format: str = typer.Option("text", "--format", help="text | markdown | csv | json | latex."),
+    metric: str = typer.Option("psnr", "--metric", help="psnr | ssim."),
+    baseline: str = typer.Option(None, "--baseline", help="Variant that Δ compares against "
+                                 "(default: the spec's baseline, else the first variant)."),
+) -> None:
+    """Print the comparison table of a study, running or done.
+
+    Per eval resolution: mean ± std over seeds, and Δ vs the baseline
+    (paired by seed) with a 95 % bootstrap interval and a significance mark
+    (paired t-test, Holm-corrected); verdict counts across seeds.
+    Reads only the Parquet files: partial results are counted, failures listed.
+    Exit 0; 2 when there are no results or an option is wrong.
+    """
+    from ablate.results.read import NoResults
+    from ablate.table.build import METRICS, UnknownBaseline, load_tables
+    from ablate.table.format import FORMATS, footer_lines, print_text, render
+
+    if format not in FORMATS:
+        fail(f"--format: unknown format {format!r}; expected one of {', '.join(FORMATS)}")
+    if metric not in METRICS:
+        fail(f"--metric: unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+    try:
+        tables = load_tables(dir, study=study, metric=metric, baseline=baseline)
+    except (NoResults, UnknownBaseline) as e:
+        fail(f"ablate table: {e}")
+    if format == "text":
+        print_text(tables)
+        return
+    typer.echo(render(tables, format), nl=False)
+    if format in ("csv", "json"):  # keep stdout parseable: notes and failures go to stderr
+        for t in tables:
+            for line in footer_lines(t):
+                typer.echo(f"{t.study}: {line}", err=True)

@@ -1,0 +1,26 @@
+"""`--executor local`: the same trial function, one trial after another, in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ablate.orchestrate.progress import Progress
+from ablate.orchestrate.record import record_trial
+from ablate.spec.config import TrialConfig
+
+
+def run_local(trials: list[TrialConfig], study_root: Path, progress: Progress,
+              device: str = "auto") -> dict[str, str]:
+    """Run `trials` in order; returns trial_id → error for the failed ones."""
+    failures = {}
+    for cfg in trials:
+        progress.start(cfg)
+
+        def on_epoch(r, _ckpt, cfg=cfg):
+            progress.epoch(cfg, r.epoch, r.loss, r.quick_psnr, r.img_per_s)
+
+        ok, rows = record_trial(cfg, study_root, device=device, on_epoch=on_epoch)
+        if not ok:
+            failures[cfg.trial_id] = rows[0]["error"]
+        progress.finish(cfg, ok, "" if ok else rows[0]["error"])
+    return failures

@@ -1,0 +1,68 @@
+"""One `ablate run` per study directory at a time.
+
+The lock is an advisory `flock` on <study>/.run.lock, whose content names the holder (pid,
+host, start time). The kernel releases a flock when its process dies, however it dies, so a
+lock left by a dead process (SIGKILL, power loss of a local disk) is simply taken over. On a
+network filesystem without flock support the lock degrades to the pid check below.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+
+class StudyLocked(RuntimeError):
+    pass
+
+
+class StudyLock:
+    def __init__(self, study_root: Path):
+        self.path = Path(study_root) / ".run.lock"
+        self._fd: int | None = None
+
+    def holder(self) -> dict:
+        try:
+            return json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            return {}
+
+    def acquire(self) -> "StudyLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            h = self.holder()
+            who = (f"pid {h.get('pid')} on {h.get('host')}, started {h.get('started')}"
+                   if h else "another process")
+            raise StudyLocked(
+                f"{self.path.parent} is being run by {who}; wait for it to finish or stop it "
+                f"(Ctrl-C, or kill {h.get('pid', '<pid>')}) — two runs of one study would train "
+                "the same trials twice") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode())
+        os.fsync(fd)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, 0)
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()

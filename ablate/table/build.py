@@ -1,0 +1,398 @@
+"""The comparison table as plain data: what `ablate table` prints in any format.
+
+Layout (one table per study):
+
+- A **Bicubic** row first: bicubic upsampling of the same 32×32 inputs. Every trial row carries
+  ``psnr_bicubic``/``ssim_bicubic``, identical across variants and seeds (same inputs, same
+  fixed test crops), so the row is the mean over all completed rows at that resolution. If the
+  grid changes it (bicubic differs between grid points, e.g. a grid over ``data.*``), each
+  grid block gets its own Bicubic row instead. At the input size it is "—" (nothing to upsample).
+- Then a **block per grid point** (``grid`` column; one block without a grid), the variants in
+  spec order (``variant_order``) under their labels, the baseline marked.
+- Per eval resolution: mean ± std over seeds (``n`` shown when fewer than the study's seeds);
+  Δ vs the baseline of the same grid point, paired by seed, with its 95 % bootstrap interval
+  and a significance mark from a paired t-test, Holm-corrected across the table
+  (``stats.py`` documents all of it). A single pair gives Δ with no interval.
+- A **verdict** per resolution above the input size: the trials' verdicts counted across seeds,
+  most frequent first ("true_sr 3/3", "resampling 2/3, true_sr 1/3").
+- Missing figures are None ("—" when printed). Failed trials are listed (variant, seed,
+  error), never dropped; a partial study says how many trials completed out of how many.
+
+The study's seeds, variants and expected trial count come from its ``study.toml`` copy when
+there is one (variants not run yet then appear as empty rows), else from the rows themselves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ablate.results.read import NoResults, StudyResults, load_results
+from ablate.spec.config import format_value
+from ablate.table.stats import Comparison, Summary, apply_holm, compare_paired, summarize
+
+METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM"}
+DECIMALS = {"psnr": 2, "ssim": 4}
+
+
+class UnknownBaseline(ValueError):
+    """--baseline names no variant of the study."""
+
+
+@dataclass
+class Row:
+    kind: str  # "bicubic" | "variant"
+    name: str  # variant name ("bicubic")
+    label: str  # what the table shows
+    grid: str  # grid point ("" without a grid, or for a Bicubic row shared by all blocks)
+    order: int  # position in the spec
+    is_baseline: bool = False
+    cells: dict[int, Summary] = field(default_factory=dict)  # resolution → mean ± std
+    deltas: dict[int, Comparison] = field(default_factory=dict)  # resolution → Δ vs baseline
+    verdicts: dict[int, dict[str, int]] = field(default_factory=dict)  # resolution → counts
+    completed: int = 0  # completed trials (seeds) of this row
+
+
+@dataclass
+class FailedTrial:
+    variant: str
+    label: str
+    grid: str
+    seed: int
+    trial_id: str
+    error: str
+
+
+@dataclass
+class Table:
+    study: str
+    metric: str  # psnr | ssim
+    baseline: str  # variant name
+    baseline_label: str
+    input_size: int | None
+    resolutions: list[int]
+    seeds: list[int]  # the study's seeds (spec ∪ seen)
+    grids: list[str]  # grid points, in order
+    rows: list[Row]
+    failed: list[FailedTrial]
+    completed: int  # completed trials
+    expected: int  # trials the study should have
+    notes: list[str] = field(default_factory=list)  # partial results, skipped files, …
+    trial_ids: list[str] = field(default_factory=list)  # the completed trials the figures use
+
+    @property
+    def metric_label(self) -> str:
+        return METRICS[self.metric]
+
+    @property
+    def decimals(self) -> int:
+        return DECIMALS[self.metric]
+
+    @property
+    def verdict_resolutions(self) -> list[int]:
+        if self.input_size is None:
+            return []
+        return [r for r in self.resolutions if r > self.input_size]
+
+    @property
+    def comparisons(self) -> list[Comparison]:
+        return [c for row in self.rows for c in row.deltas.values()]
+
+
+@dataclass
+class _Trial:
+    """One trial file's identity, from its rows."""
+
+    id: str
+    variant: str
+    label: str
+    order: float
+    grid: str
+    seed: int
+    status: str
+    error: str
+    finished_at: str
+    rows: list[int] = field(default_factory=list)  # indices into the study's columns
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def load_tables(dir, study: str | None = None, metric: str = "psnr",
+                baseline: str | None = None) -> list[Table]:
+    """The table of every study under DIR (or of `study`). Raises NoResults, UnknownBaseline."""
+    return [build_table(s, metric, baseline) for s in load_results(dir, study)]
+
+
+def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = None) -> Table:
+    """One study's table from its rows (see the module docstring)."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}: expected one of {', '.join(METRICS)}")
+    col = s.columns()
+    trials = _trials(col)
+    if not trials:
+        reason = f" ({s.skipped_count} unreadable file(s) skipped)" if s.skipped_count else ""
+        raise NoResults(f"no trial results yet in {s.root}{reason}")
+    spec_study = s.spec.get("study", {}) if isinstance(s.spec.get("study"), dict) else {}
+    spec_data = s.spec.get("data", {}) if isinstance(s.spec.get("data"), dict) else {}
+    notes: list[str] = []
+
+    variants = _variants(trials, s.spec)
+    names = [n for n, _ in variants]
+    labels = dict(variants)
+    base = _baseline(baseline, spec_study.get("baseline"), names, labels, s.name)
+
+    done, failed, superseded, other = split_trials(trials)
+    if superseded:
+        notes.append(f"{superseded} older trial(s) of the same variant, grid point and seed "
+                     "superseded by the latest completed one")
+    if other:
+        notes.append(f"{len(other)} trial(s) with status "
+                     f"{sorted({t.status or '(empty)' for t in other})} ignored")
+
+    seeds = sorted({int(x) for x in spec_study.get("seeds", []) if isinstance(x, int)}
+                   | {t.seed for t in trials})
+    res_col = col["resolution"]
+    seen_res = {int(res_col[i]) for t in done for i in t.rows if np.isfinite(res_col[i])}
+    spec_res = {int(r) for r in spec_data.get("eval_resolutions", []) if isinstance(r, int)}
+    resolutions = sorted(seen_res | spec_res)
+    grids = _grid_order({t.grid for t in trials}, s.spec) or [""]
+    input_size = _input_size(s, spec_data, done, col)
+
+    # seed-aligned vectors per (grid, variant, resolution); verdicts; bicubic values
+    seed_at = {sd: k for k, sd in enumerate(seeds)}
+    values: dict[tuple, np.ndarray] = {}
+    verdicts: dict[tuple, Counter] = defaultdict(Counter)
+    bicubic: dict[tuple, list[float]] = defaultdict(list)
+    per_row: Counter = Counter()
+    metric_col, bic_col, verdict_col = col[metric], col[f"{metric}_bicubic"], col["verdict"]
+    for t in done:
+        per_row[(t.grid, t.variant)] += 1
+        for i in t.rows:
+            if not np.isfinite(res_col[i]):
+                continue
+            r = int(res_col[i])
+            key = (t.grid, t.variant, r)
+            if key not in values:
+                values[key] = np.full(len(seeds), np.nan)
+            values[key][seed_at[t.seed]] = metric_col[i]
+            if verdict_col[i] not in ("", "n/a"):
+                verdicts[key][verdict_col[i]] += 1
+            if np.isfinite(bic_col[i]):
+                bicubic[(t.grid, r)].append(float(bic_col[i]))
+
+    rows: list[Row] = []
+    bic_rows = _bicubic_rows(bicubic, metric, grids, resolutions, notes)
+    if "" in bic_rows and len(bic_rows) == 1:
+        rows.append(bic_rows[""])
+    empty = np.full(len(seeds), np.nan)
+    for g in grids:
+        if g in bic_rows and len(bic_rows) > 1:
+            rows.append(bic_rows[g])
+        for order, (name, label) in enumerate(variants):
+            row = Row("variant", name, label, g, order, is_baseline=(name == base),
+                      completed=per_row[(g, name)])
+            for r in resolutions:
+                vec = values.get((g, name, r), empty)
+                row.cells[r] = summarize(vec)
+                if name != base:
+                    row.deltas[r] = compare_paired(vec, values.get((g, base, r), empty))
+                if input_size is not None and r > input_size:
+                    row.verdicts[r] = dict(verdicts.get((g, name, r), {}))
+            rows.append(row)
+    t = Table(
+        study=s.name, metric=metric, baseline=base, baseline_label=labels[base],
+        input_size=input_size, resolutions=resolutions, seeds=seeds, grids=grids, rows=rows,
+        failed=failed, completed=len(done), expected=_expected(s.spec, variants, grids, seeds),
+        notes=notes, trial_ids=[t.id for t in done],
+    )
+    apply_holm(t.comparisons)
+    _partial_notes(t, s)
+    return t
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _trials(col: dict[str, np.ndarray]) -> list[_Trial]:
+    """Group the rows by trial (rows without a seed are dropped: they cannot be paired)."""
+    by_id: dict[str, _Trial] = {}
+    seed = col["seed"]
+    for i, tid in enumerate(col["trial_id"]):
+        if not np.isfinite(seed[i]):
+            continue
+        t = by_id.get(tid)
+        if t is None:
+            o = col["variant_order"][i]
+            t = by_id[tid] = _Trial(
+                tid, col["variant"][i], col["label"][i], float(o) if np.isfinite(o) else math.inf,
+                col["grid"][i], int(seed[i]), col["status"][i], col["error"][i],
+                col["finished_at"][i])
+        t.rows.append(i)
+    return list(by_id.values())
+
+
+def split_trials(trials: list[_Trial]):
+    """(completed, failed, superseded, other): the latest completed trial per grid point,
+    variant and seed; failed trials without a completed retry; how many were superseded; and
+    trials of any other status."""
+    latest: dict[tuple, _Trial] = {}
+    superseded = 0
+    for t in trials:
+        if t.status != "completed":
+            continue
+        key = (t.grid, t.variant, t.seed)
+        if key in latest:
+            superseded += 1
+            if t.finished_at < latest[key].finished_at:
+                continue
+        latest[key] = t
+    failed = []
+    for t in sorted((t for t in trials if t.status == "failed"),
+                    key=lambda t: (t.order, t.grid, t.seed)):
+        if (t.grid, t.variant, t.seed) in latest:
+            superseded += 1  # a retry under another id completed
+            continue
+        failed.append(FailedTrial(t.variant, t.label, t.grid, t.seed, t.id,
+                                  t.error or "(no message)"))
+    other = [t for t in trials if t.status not in ("completed", "failed")]
+    return list(latest.values()), failed, superseded, other
+
+
+def _baseline(asked: str | None, spec_baseline, names: list[str], labels: dict[str, str],
+              study: str) -> str:
+    """The baseline's variant name: --baseline (a name or a label), the spec's, the first."""
+    if asked is not None:
+        if asked in labels:
+            return asked
+        by_label = [n for n in names if labels[n] == asked]
+        if by_label:
+            return by_label[0]
+        raise UnknownBaseline(f"unknown baseline {asked!r}: the variants of study {study!r} "
+                              f"are " + ", ".join(names))
+    if isinstance(spec_baseline, str) and spec_baseline in labels:
+        return spec_baseline
+    return names[0]
+
+
+def _natural(s: str):
+    return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", s)]
+
+
+def _grid_order(seen: set[str], spec: dict) -> list[str]:
+    """Grid points in the spec's order (its [grid] axes crossed in file order), then any
+    others (a changed spec, no spec copy) in natural order."""
+    order: list[str] = []
+    grid = spec.get("grid") if isinstance(spec, dict) else None
+    if isinstance(grid, dict) and grid and all(isinstance(v, list) for v in grid.values()):
+        for combo in itertools.product(*grid.values()):
+            order.append(", ".join(f"{k}={format_value(v)}" for k, v in zip(grid, combo)))
+    known = [g for g in order if g in seen]
+    return known + sorted(seen - set(known), key=_natural)
+
+
+def _variants(trials: list[_Trial], spec: dict) -> list[tuple[str, str]]:
+    """(name, label) in spec order: variant_order, else the spec's list, else first seen."""
+    seen: dict[str, tuple[float, str]] = {}
+    for t in trials:
+        order, label = seen.get(t.variant, (math.inf, t.label))
+        seen[t.variant] = (min(order, t.order), label)
+    spec_variants = spec.get("variant", []) if isinstance(spec, dict) else []
+    for i, v in enumerate(spec_variants if isinstance(spec_variants, list) else []):
+        if isinstance(v, dict) and isinstance(v.get("name"), str):
+            order, label = seen.get(v["name"], (math.inf, str(v.get("label") or v["name"])))
+            seen[v["name"]] = (order if order != math.inf else i, label)
+    ranked = sorted(seen.items(), key=lambda kv: kv[1][0])  # stable: first seen breaks ties
+    return [(name, label) for name, (_, label) in ranked]
+
+
+def _input_size(s: StudyResults, spec_data: dict, done: list[_Trial],
+                col: dict[str, np.ndarray]) -> int | None:
+    """The model's input side: the spec, else a trial's config_json, else the resolution
+    where bicubic is NaN (nothing to upsample), else the smallest resolution."""
+    if isinstance(spec_data.get("input_size"), int):
+        return int(spec_data["input_size"])
+    for t in done[:3]:
+        try:
+            import pyarrow.parquet as pq
+
+            path = s.root / "trials" / f"{t.id}.parquet"
+            cfg = json.loads(pq.read_table(path, columns=["config_json"])[0][0].as_py())
+            return int(cfg["data"]["input_size"])
+        except Exception:  # noqa: BLE001 — fall through to the rows
+            continue
+    res = [(int(col["resolution"][i]), col["psnr_bicubic"][i]) for t in done for i in t.rows
+           if np.isfinite(col["resolution"][i])]
+    if not res:
+        return None
+    nan_everywhere = {r for r, _ in res} - {r for r, b in res if np.isfinite(b)}
+    return max(nan_everywhere) if nan_everywhere else min(r for r, _ in res)
+
+
+def _bicubic_rows(bicubic: dict[tuple, list[float]], metric: str, grids: list[str],
+                  resolutions: list[int], notes: list[str]) -> dict[str, Row]:
+    """{"": row} when bicubic is the same at every grid point, else {grid: row}."""
+    per_grid: dict[str, dict[int, Summary]] = {}
+    for g in grids:
+        cells = {}
+        for r in resolutions:
+            v = np.asarray(bicubic.get((g, r), []), dtype=float)
+            cells[r] = Summary(float(v.mean()) if v.size else None, None, int(v.size))
+            if v.size > 1 and np.ptp(v) > 1e-6 * max(1.0, abs(float(v.mean()))):
+                notes.append(f"bicubic {metric} differs between trials at {r}"
+                             f"{' (' + g + ')' if g else ''}: spread {np.ptp(v):.3g}, mean shown")
+        per_grid[g] = cells
+
+    def same(a: dict[int, Summary], b: dict[int, Summary]) -> bool:
+        for r in resolutions:
+            x, y = a[r].mean, b[r].mean
+            if x is not None and y is not None and abs(x - y) > 1e-6 * max(1.0, abs(x)):
+                return False
+        return True
+
+    first = per_grid[grids[0]]
+    if all(same(first, c) for c in per_grid.values()):
+        cells = {}
+        for r in resolutions:
+            means = [c[r].mean for c in per_grid.values() if c[r].mean is not None]
+            cells[r] = Summary(float(np.mean(means)) if means else None, None,
+                               sum(c[r].n for c in per_grid.values()))
+        return {"": Row("bicubic", "bicubic", "Bicubic", "", -1, cells=cells)}
+    return {g: Row("bicubic", "bicubic", "Bicubic", g, -1, cells=c) for g, c in per_grid.items()}
+
+
+def _expected(spec: dict, variants, grids, seeds) -> int:
+    n_grid = len(grids)
+    spec_grid = spec.get("grid") if isinstance(spec, dict) else None
+    if isinstance(spec_grid, dict) and spec_grid:
+        n = 1
+        for v in spec_grid.values():
+            n *= len(v) if isinstance(v, list) else 1
+        n_grid = max(n_grid, n)
+    return len(variants) * n_grid * len(seeds)
+
+
+def _partial_notes(t: Table, s: StudyResults) -> None:
+    done_or_failed = t.completed + len(t.failed)
+    if t.completed < t.expected:
+        missing = max(0, t.expected - done_or_failed)
+        parts = [f"{t.completed}/{t.expected} trials completed"]
+        if t.failed:
+            parts.append(f"{len(t.failed)} failed")
+        if missing:
+            parts.append(f"{missing} not finished (running or not started)")
+        t.notes.insert(0, ("partial study: " if missing else "") + ", ".join(parts))
+    if s.skipped.get("trials"):
+        t.notes.append(f"{len(s.skipped['trials'])} unreadable trial file(s) skipped "
+                       "(still being written?): " + "; ".join(s.skipped["trials"][:3])
+                       + (" …" if len(s.skipped["trials"]) > 3 else ""))
+    if len(t.seeds) == 1 or (t.seeds and all(c.n < 2 for c in t.comparisons if c.n)):
+        if any(c.n == 1 for c in t.comparisons):
+            t.notes.append("one seed per comparison: Δ is a single paired difference; "
+                           "no interval or significance test is possible")

@@ -1,0 +1,373 @@
+"""The table in five formats: text (rich, for the terminal), markdown and LaTeX (to paste into a
+README or a paper), CSV and JSON (for tools).
+
+Text, markdown and LaTeX show the same cells (``cells``): mean ± std, Δ [95 % CI] with its
+significance mark, verdict counts, "—" where a figure is missing; then the notes (partial study,
+skipped files) and the failed trials. CSV is long ("tidy"): one record per study × row ×
+resolution with plain numbers, empty where missing. JSON holds the same numbers, nested by
+study and row, with the notes and failed trials: ``{"studies": [...]}``.
+
+From Python:
+
+    from ablate.table.format import print_table
+    print_table("results/my_study")                 # the rich table on stdout
+    text = render(load_tables("results"), "markdown")
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+
+from ablate.table.build import Row, Table, load_tables
+from ablate.table.stats import Comparison, Summary
+
+FORMATS = ("text", "markdown", "csv", "json", "latex")
+MISSING = "—"
+
+
+# ---------------------------------------------------------------------------------------------
+# Cells shared by the human formats
+# ---------------------------------------------------------------------------------------------
+
+
+def _num(x: float, decimals: int, sign: bool = False) -> str:
+    x = round(x, decimals) + 0.0  # no "-0.00" for a tiny negative
+    return f"{x:+.{decimals}f}" if sign else f"{x:.{decimals}f}"
+
+
+def fmt_summary(c: Summary | None, t: Table, row: Row) -> str:
+    """"27.31 ± 0.12", with "(n=2)" when fewer seeds than the study's; "—" when missing."""
+    if c is None or c.mean is None:
+        return MISSING
+    s = _num(c.mean, t.decimals)
+    if c.std is not None:
+        s += f" ± {_num(c.std, t.decimals)}"
+    if row.kind == "variant" and c.n < len(t.seeds):
+        s += f" (n={c.n})"
+    return s
+
+
+def fmt_delta(c: Comparison | None, t: Table, row: Row, own: Summary | None = None) -> str:
+    """"+0.41 [+0.20, +0.60] **"; "(n=1: no interval)" for a single pair; "(n=k)" when fewer
+    pairs than the row's own seeds (`own`: the row's summary at that resolution)."""
+    if row.kind != "variant":
+        return ""
+    if row.is_baseline:
+        return "baseline"
+    if c is None or c.delta is None:
+        return MISSING
+    s = _num(c.delta, t.decimals, sign=True)
+    if c.n < 2:
+        return s + " (n=1: no interval)"
+    s += f" [{_num(c.ci_low, t.decimals, True)}, {_num(c.ci_high, t.decimals, True)}]"
+    if c.mark:
+        s += " " + c.mark
+    if own is not None and c.n < own.n:
+        s += f" (n={c.n})"
+    return s
+
+
+def fmt_verdict(counts: dict[str, int] | None, row: Row) -> str:
+    if row.kind != "variant":
+        return ""
+    if not counts:
+        return MISSING
+    total = sum(counts.values())
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{v} {k}/{total}" for v, k in ranked)
+
+
+def header(t: Table) -> list[str]:
+    short = t.metric.upper()
+    cols = ["Variant"]
+    for r in t.resolutions:
+        cols.append(f"{short}@{r}" + (" (input)" if r == t.input_size else ""))
+        cols.append(f"Δ@{r} [95% CI]")
+    cols += [f"Verdict@{r}" for r in t.verdict_resolutions]
+    return cols
+
+
+def cells(row: Row, t: Table) -> list[str]:
+    out = [row.label]  # the baseline is marked by its Δ cells ("baseline") and in bold
+    for r in t.resolutions:
+        out.append(fmt_summary(row.cells.get(r), t, row))
+        out.append(fmt_delta(row.deltas.get(r), t, row, row.cells.get(r)))
+    out += [fmt_verdict(row.verdicts.get(r), row) for r in t.verdict_resolutions]
+    return out
+
+
+def blocks(t: Table) -> list[tuple[str | None, list[Row]]]:
+    """(grid heading or None, rows): a shared Bicubic row alone, then a block per grid point
+    (headed by its grid point when the study has a grid)."""
+    out: list[tuple[str | None, list[Row]]] = []
+    has_grid = t.grids != [""]
+    key = None
+    for row in t.rows:
+        heading = row.grid if (has_grid and row.grid) else None
+        k = ("shared-bicubic",) if (row.kind == "bicubic" and not row.grid) else (heading,)
+        if out and k == key:
+            out[-1][1].append(row)
+        else:
+            out.append((heading, [row]))
+            key = k
+    return out
+
+
+def title(t: Table) -> str:
+    return f"{t.study}: {t.metric_label} by eval resolution"
+
+
+def legend(t: Table) -> str:
+    n = len(t.seeds)
+    return (
+        f"mean ± std over {n} seed{'s' if n != 1 else ''} (n = seeds when fewer); "
+        f"Δ vs {t.baseline_label}, paired by seed, [95% bootstrap CI]; "
+        "Holm-corrected paired t-test: * p<0.05, ** p<0.01, *** p<0.001; "
+        f"verdicts counted across seeds above the {t.input_size or '?'} px input; "
+        f"{MISSING} = no result"
+    )
+
+
+def footer_lines(t: Table) -> list[str]:
+    lines = list(t.notes)
+    if t.failed:
+        lines.append(f"{len(t.failed)} failed trial(s):")
+        for f in t.failed:
+            where = f" [{f.grid}]" if f.grid else ""
+            error = _first_line(f.error)
+            lines.append(f"  {f.label}{where}, seed {f.seed} ({f.trial_id}): {error}")
+    return lines
+
+
+def _first_line(s: str, limit: int = 160) -> str:
+    s = (s or "").strip().splitlines()[-1] if (s or "").strip() else "(no message)"
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+# ---------------------------------------------------------------------------------------------
+# Formats
+# ---------------------------------------------------------------------------------------------
+
+
+def rich_table(t: Table):
+    """The table as a rich renderable."""
+    from rich import box
+    from rich.table import Table as RichTable
+
+    rt = RichTable(title=title(t), caption=legend(t), box=box.SIMPLE_HEAVY,
+                   caption_justify="left", title_justify="left")
+    for i, h in enumerate(header(t)):
+        rt.add_column(h, justify="left" if i == 0 else "right", no_wrap=(i == 0))
+    ncols = len(header(t))
+    for k, (heading, rows) in enumerate(blocks(t)):
+        if k:
+            rt.add_section()
+        if heading is not None:
+            rt.add_row(f"[bold]{heading}[/bold]", *[""] * (ncols - 1))
+        for row in rows:
+            style = "dim" if row.kind == "bicubic" else ("bold" if row.is_baseline else None)
+            rt.add_row(*[_rich_escape(c) for c in cells(row, t)], style=style)
+    return rt
+
+
+def _rich_escape(s: str) -> str:
+    from rich.markup import escape
+
+    return escape(s)
+
+
+def print_text(tables: list[Table], console=None) -> None:
+    """Print the tables with rich (colours on a terminal)."""
+    from rich.console import Console
+
+    if console is None:
+        # Off a terminal rich would wrap at 80 columns: let the table take its natural width.
+        console = Console() if sys.stdout.isatty() else Console(width=400, soft_wrap=True)
+    for i, t in enumerate(tables):
+        if i:
+            console.print()
+        console.print(rich_table(t))
+        for line in footer_lines(t):
+            console.print(_rich_escape(line), highlight=False)
+
+
+def to_text(tables: list[Table], width: int = 400) -> str:
+    from rich.console import Console
+
+    buf = io.StringIO()
+    print_text(tables, Console(file=buf, width=width, color_system=None, soft_wrap=True))
+    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
+
+
+def to_markdown(tables: list[Table]) -> str:
+    out = []
+    for t in tables:
+        h = header(t)
+        out += [f"**{_md(title(t))}**", "", "| " + " | ".join(map(_md, h)) + " |",
+                "|" + "|".join([":---"] + ["---:"] * (len(h) - 1)) + "|"]
+        for heading, rows in blocks(t):
+            if heading is not None:
+                out.append("| " + " | ".join([f"*{_md(heading)}*"] + [""] * (len(h) - 1)) + " |")
+            for row in rows:
+                c = [_md(x) for x in cells(row, t)]
+                if row.is_baseline:
+                    c[0] = f"**{c[0]}**"
+                out.append("| " + " | ".join(c) + " |")
+        out += ["", _md(legend(t)) + "."]
+        foot = footer_lines(t)
+        if foot:
+            out.append("")
+            out += [("  - " if line.startswith("  ") else "- ") + _md(line.strip())
+                    for line in foot]
+        out.append("")
+    return "\n".join(out)
+
+
+def _md(s: str) -> str:
+    return s.replace("|", "\\|").replace("*", "\\*")
+
+
+def to_latex(tables: list[Table]) -> str:
+    out = []
+    for t in tables:
+        h = header(t)
+        out += [f"% ablate table: {title(t)}", "% requires \\usepackage{booktabs}",
+                "\\begin{tabular}{l" + "r" * (len(h) - 1) + "}", "\\toprule",
+                " & ".join(_tex(x) for x in h) + " \\\\", "\\midrule"]
+        for k, (heading, rows) in enumerate(blocks(t)):
+            if k:
+                out.append("\\midrule")
+            if heading is not None:
+                out.append(f"\\multicolumn{{{len(h)}}}{{l}}{{\\textit{{{_tex(heading)}}}}} \\\\")
+            for row in rows:
+                c = [_tex(x) for x in cells(row, t)]
+                if row.is_baseline:
+                    c[0] = f"\\textbf{{{c[0]}}}"
+                out.append(" & ".join(c) + " \\\\")
+        out += ["\\bottomrule", "\\end{tabular}", f"% {_tex_comment(legend(t))}"]
+        out += [f"% {_tex_comment(line)}" for line in footer_lines(t)]
+        out.append("")
+    return "\n".join(out)
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _tex(s: str) -> str:
+    s = "".join(_TEX.get(ch, ch) for ch in s)
+    return (s.replace("±", "$\\pm$").replace("Δ", "$\\Delta$").replace(MISSING, "---")
+            .replace("…", "\\ldots{}"))
+
+
+def _tex_comment(s: str) -> str:
+    return s.replace("\n", " ")
+
+
+CSV_COLUMNS = (
+    "study", "grid", "kind", "variant", "label", "is_baseline", "resolution", "metric", "mean",
+    "std", "n", "delta", "ci_low", "ci_high", "n_pairs", "p_value", "p_holm", "significance",
+    "verdict",
+)
+
+
+def records(t: Table) -> list[dict]:
+    """One plain record per row × resolution (the CSV rows)."""
+    out = []
+    for row in t.rows:
+        for r in t.resolutions:
+            s = row.cells.get(r) or Summary(None, None, 0)
+            c = row.deltas.get(r)
+            out.append({
+                "study": t.study, "grid": row.grid, "kind": row.kind, "variant": row.name,
+                "label": row.label, "is_baseline": row.is_baseline, "resolution": r,
+                "metric": t.metric, "mean": s.mean, "std": s.std, "n": s.n,
+                "delta": c.delta if c else None, "ci_low": c.ci_low if c else None,
+                "ci_high": c.ci_high if c else None, "n_pairs": c.n if c else None,
+                "p_value": c.p if c else None, "p_holm": c.p_holm if c else None,
+                "significance": c.mark if c else "",
+                "verdict": fmt_verdict(row.verdicts.get(r), row) if r in row.verdicts else "",
+            })
+    return out
+
+
+def to_csv(tables: list[Table]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for t in tables:
+        for rec in records(t):
+            w.writerow({k: ("" if v is None else v) for k, v in rec.items()})
+    return buf.getvalue()
+
+
+def as_dict(t: Table) -> dict:
+    """The table as JSON-ready plain data."""
+    rows = []
+    for row in t.rows:
+        per_res = []
+        for r in t.resolutions:
+            s = row.cells.get(r) or Summary(None, None, 0)
+            c = row.deltas.get(r)
+            per_res.append({
+                "resolution": r, "mean": s.mean, "std": s.std, "n": s.n,
+                "delta": None if c is None else {
+                    "value": c.delta, "ci_low": c.ci_low, "ci_high": c.ci_high, "n": c.n,
+                    "p_value": c.p, "p_holm": c.p_holm, "significance": c.mark},
+                "verdicts": row.verdicts.get(r) if r in row.verdicts else None,
+            })
+        rows.append({"kind": row.kind, "variant": row.name, "label": row.label,
+                     "grid": row.grid, "is_baseline": row.is_baseline,
+                     "completed": row.completed, "cells": per_res})
+    return {
+        "study": t.study, "metric": t.metric, "metric_label": t.metric_label,
+        "baseline": t.baseline, "baseline_label": t.baseline_label,
+        "input_size": t.input_size, "resolutions": t.resolutions, "seeds": t.seeds,
+        "grids": t.grids, "completed": t.completed, "expected": t.expected,
+        "rows": rows,
+        "failed": [vars(f) for f in t.failed],
+        "notes": t.notes,
+    }
+
+
+def to_json(tables: list[Table]) -> str:
+    return json.dumps({"studies": [_finite(as_dict(t)) for t in tables]}, indent=2,
+                      ensure_ascii=False)
+
+
+def _finite(x):
+    """NaN/inf → None, so the JSON is standard."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return x
+
+
+def render(tables: list[Table], format: str = "text") -> str:
+    """The tables as one string in `format` (text is rendered without colours)."""
+    if format not in FORMATS:
+        raise ValueError(f"unknown format {format!r}: expected one of {', '.join(FORMATS)}")
+    return {"text": to_text, "markdown": to_markdown, "csv": to_csv, "json": to_json,
+            "latex": to_latex}[format](tables)
+
+
+def print_table(dir, study: str | None = None, format: str = "text", metric: str = "psnr",
+                baseline: str | None = None) -> list[Table]:
+    """Print the comparison table of the results under DIR; returns the tables.
+
+    Raises ``ablate.results.read.NoResults`` (nothing to show) and
+    ``ablate.table.build.UnknownBaseline``.
+    """
+    tables = load_tables(dir, study=study, metric=metric, baseline=baseline)
+    if format == "text":
+        print_text(tables)
+    else:
+        sys.stdout.write(render(tables, format))
+    return tables

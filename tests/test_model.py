@@ -1,0 +1,243 @@
+"""The model on a tiny config: shapes, rendering, locality, attention paths, training."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from ablate.data.coords import make_coord
+from ablate.model.decoder import (
+    CrossAttention,
+    GaussianFourierFeatures,
+    attention_reference,
+    locality_bias,
+    raster_position,
+)
+from ablate.model.inr import Latents, SRModel, build_model
+from ablate.model.scan import BackendUnavailable
+from ablate.spec.config import ModelConfig
+
+TINY = ModelConfig(
+    dim=32, depth=1, d_state=4, d_conv=4, expand=2, mlp_dim=64, patch_size=4, num_latents=64,
+    heads=2, head_dim=16, feature_dim=16, sigmas=(32.0, 8.0), mamba_backend="torch",
+)
+
+
+def tiny_model(seed: int = 0, **changes) -> SRModel:
+    torch.manual_seed(seed)
+    return build_model(dataclasses.replace(TINY, **changes), input_size=32, device="cpu")
+
+
+def images(b: int = 2, seed: int = 0) -> torch.Tensor:
+    return torch.rand(b, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+
+def grid(b: int, r: int) -> torch.Tensor:
+    return make_coord(r).expand(b, -1, -1)  # (b, r², 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes and construction
+# ---------------------------------------------------------------------------------------------
+
+
+def test_shapes_and_positions():
+    model = tiny_model()
+    img = images(2)
+    lat = model.encode(img)
+    assert isinstance(lat, Latents)
+    assert lat.tokens.shape == (2, 64, 32)
+    torch.testing.assert_close(lat.positions, make_coord(8))  # LP token i at patch i's centre
+    out = model.decode(lat, torch.rand(2, 100, 2))
+    assert out.shape == (2, 100, 3) and torch.isfinite(out).all()
+    assert model(img, grid(2, 32)).shape == (2, 1024, 3)
+    assert model.scan_backend == "torch"
+
+
+def test_num_latents_must_equal_patches():
+    with pytest.raises(ValueError, match="num_latents = 16"):
+        tiny_model(num_latents=16)
+    with pytest.raises(ValueError, match="patch_size = 5"):
+        tiny_model(patch_size=5)
+
+
+def test_wrong_input_size_is_refused():
+    with pytest.raises(ValueError, match="32×32"):
+        tiny_model().encode(torch.rand(1, 3, 16, 16))
+
+
+def test_auto_backend_resolves_to_torch_on_cpu_and_fused_is_refused():
+    assert tiny_model(mamba_backend="auto").scan_backend == "torch"
+    with pytest.raises(BackendUnavailable, match="ablate\\[cuda\\]"):
+        tiny_model(mamba_backend="fused")
+
+
+def test_every_parameter_gets_a_gradient():
+    model = tiny_model()
+    model(images(2), torch.rand(2, 50, 2)).square().mean().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_scan_backends_agree_inside_the_model():
+    model = tiny_model()
+    img, coords = images(2), torch.rand(2, 64, 2)
+    out_torch = model(img, coords)
+    model.backend = "reference"
+    assert model.scan_backend == "reference"
+    torch.testing.assert_close(model(img, coords), out_torch, atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("r", [32, 48, 64])
+def test_render_in_chunks_equals_one_full_decode(r):
+    model = tiny_model()
+    img = images(2)
+    with torch.no_grad():
+        full = model.decode(model.encode(img), grid(2, r))  # (2, r², 3), one chunk
+        chunked = model.render(img, r, chunk=333)  # uneven chunks
+    assert chunked.shape == (2, 3, r, r)
+    torch.testing.assert_close(chunked, rearrange(full, "b (h w) c -> b c h w", h=r))
+    assert torch.equal(model.render(img, r, chunk=10**6), model.render(img, r))  # cfg chunk
+
+
+def test_render_at_input_size_matches_forward_on_the_pixel_grid():
+    model = tiny_model()
+    img = images(1)
+    with torch.no_grad():
+        out = model(img, grid(1, 32))
+        torch.testing.assert_close(model.render(img, 32)[0, :, 5, 7], out[0, 5 * 32 + 7])
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoder pieces
+# ---------------------------------------------------------------------------------------------
+
+
+def test_locality_2d_is_squared_distance():
+    positions = make_coord(4)  # 16 tokens
+    coords = positions[None, [5]]  # a query exactly at token 5's centre: (1, 1, 2)
+    bias = locality_bias(coords, positions, alpha=10.0, mode="2d", grid=4)  # (1, 1, 1, 16)
+    d2 = ((positions - positions[5]) ** 2).sum(-1)
+    torch.testing.assert_close(bias[0, 0, 0], -10.0 * d2)
+    assert bias[0, 0, 0].argmax() == 5
+
+
+def test_locality_raster_is_normalised_raster_index():
+    G = 4
+    positions = make_coord(G)
+    torch.testing.assert_close(raster_position(positions, G), torch.arange(16.0) / 16)
+    coords = positions[None, [5]]
+    bias = locality_bias(coords, positions, alpha=1.0, mode="raster", grid=G)[0, 0, 0]
+    assert bias[5] == 0
+    torch.testing.assert_close(bias[6], torch.tensor(-(1 / 16) ** 2))  # horizontal neighbour
+    torch.testing.assert_close(bias[9], torch.tensor(-(4 / 16) ** 2))  # vertical neighbour
+
+
+def test_locality_modes_both_run_and_differ():
+    img, coords = images(2), torch.rand(2, 40, 2)
+    out = {}
+    for mode in ("2d", "raster"):
+        model = tiny_model(locality=mode)
+        out[mode] = model(img, coords)
+        assert out[mode].shape == (2, 40, 3) and torch.isfinite(out[mode]).all()
+    assert not torch.allclose(out["2d"], out["raster"])  # same weights (seed), other bias
+
+
+def test_sdpa_matches_reference_attention():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 3, 17, 8, generator=g)
+    k, v = torch.randn(2, 2, 3, 11, 8, generator=g)
+    bias = -10 * torch.rand(2, 1, 17, 11, generator=g)
+    torch.testing.assert_close(
+        F.scaled_dot_product_attention(q, k, v, attn_mask=bias), attention_reference(q, k, v, bias)
+    )
+    attn = CrossAttention(query_dim=6, context_dim=5, heads=2, head_dim=4, out_dim=7)
+    x, ctx = torch.randn(2, 9, 6, generator=g), torch.randn(2, 11, 5, generator=g)
+    bias = -3 * torch.rand(2, 1, 9, 11, generator=g)
+    fast = attn(x, context=ctx, bias=bias)
+    attn.use_sdpa = False
+    torch.testing.assert_close(fast, attn(x, context=ctx, bias=bias))
+
+
+def test_fourier_features_fixed_scaled_and_float32_under_autocast():
+    torch.manual_seed(123)
+    a = GaussianFourierFeatures(4096, sigma=16.0, seed=3)
+    torch.manual_seed(456)
+    b = GaussianFourierFeatures(4096, sigma=16.0, seed=3)
+    assert torch.equal(a.B, b.B)  # from its own seeded generator, not the global RNG
+    assert math.isclose(a.B.std().item(), 16.0, rel_tol=0.05)
+    x = torch.rand(5, 2)
+    feats = a(x)
+    assert feats.shape == (5, 8192)
+    torch.testing.assert_close(feats[:, :4096], torch.sin(x @ a.B.t()))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = a(x)
+    assert low.dtype == torch.float32 and torch.equal(low, feats)
+
+
+def test_bands_sorted_coarse_to_fine():
+    model = tiny_model(sigmas=(8.0, 128.0, 32.0))
+    assert [band.fourier.sigma for band in model.decoder.bands] == [8.0, 32.0, 128.0]
+
+
+# ---------------------------------------------------------------------------------------------
+# It learns
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_few_steps_on_one_image_reduce_the_loss():
+    """30 AdamW steps fit a smooth image well below its variance (more than its mean)."""
+    model = tiny_model()
+    y, x = make_coord(32).unbind(-1)
+    target = torch.stack([
+        0.5 + 0.4 * torch.sin(2 * math.pi * (y + x)),
+        0.5 + 0.4 * torch.cos(4 * math.pi * x),
+        0.1 + 0.8 * y,
+    ], dim=-1)[None]  # (1, 1024, 3)
+    img = rearrange(target, "b (h w) c -> b c h w", h=32)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = F.mse_loss(model(img, grid(1, 32)), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    variance = target.var(dim=1).mean().item()  # the loss of predicting the mean colour
+    assert losses[-1] < 0.1 * losses[0], losses
+    assert losses[-1] < 0.25 * variance, (losses, variance)
+
+
+def test_position_code_is_fixed_and_distinct():
+    from ablate.model.encoder import fourier_position_code
+
+    pos = make_coord(8)
+    code = fourier_position_code(pos, dim=32, grid=8)  # 8 frequencies per axis, 1..4 cycles
+    assert code.shape == (64, 32)
+    torch.testing.assert_close(code[:, 0], torch.sin(2 * math.pi * pos[:, 0]))  # 1 cycle in y
+    assert torch.cdist(code, code).add(torch.eye(64)).min() > 0.1  # every patch tells apart
+    model = tiny_model()
+    assert "encoder.pos_code" in model.state_dict()  # a buffer, not a parameter
+    assert not any(n.endswith("pos_code") for n, _ in model.named_parameters())
+
+
+def test_bf16_autocast_stays_close_to_fp32():
+    model = tiny_model()
+    img, coords = images(2), torch.rand(2, 200, 2)
+    with torch.no_grad():
+        ref = model(img, coords)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(img, coords)
+    assert torch.isfinite(low).all()
+    assert (low.float() - ref).abs().max() < 0.01  # bf16 Fourier angles: ~0.02 off

@@ -1,0 +1,148 @@
+"""`ablate run` and `ablate status` with a real local Ray (shared by the test session)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ablate.cli.app import app
+from ablate.results.schema import TRIAL_COLUMNS
+from ablate.spec import expand, load_study
+
+from conftest import write_tiny_study
+
+runner = CliRunner()
+
+
+def trial_files(root: Path) -> list[Path]:
+    return sorted((root / "trials").glob("*.parquet"))
+
+
+def test_study_through_ray_then_rerun_skips(tmp_path, ray_address):
+    study = write_tiny_study(tmp_path)
+    out = tmp_path / "res"
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--address", ray_address])
+    assert r.exit_code == 0, r.output
+    files = trial_files(out / "tiny")
+    assert len(files) == 4
+    ids = {t.trial_id for t in expand(load_study(study))}
+    assert {f.stem for f in files} == ids
+    for f in files:
+        df = pd.read_parquet(f)
+        assert list(df.columns) == list(TRIAL_COLUMNS)
+        assert set(df["status"]) == {"completed"} and list(df["resolution"]) == [16, 32]
+    assert len(list((out / "tiny" / "history").glob("*.parquet"))) == 4
+    assert (out / "tiny" / "study.toml").exists()
+    mtimes = {f: f.stat().st_mtime_ns for f in files}
+
+    t0 = time.monotonic()
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--address", ray_address])
+    took = time.monotonic() - t0
+    assert r.exit_code == 0, r.output
+    assert "4 already completed, 0 to run" in r.output
+    assert took < 10, took
+    assert {f: f.stat().st_mtime_ns for f in trial_files(out / "tiny")} == mtimes
+
+    # changing one variant re-runs only its trials
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--address", ray_address,
+                            "--set", "variant.multiscale.jitter.std=0.02"])
+    assert r.exit_code == 0, r.output
+    assert "2 already completed, 2 to run" in r.output
+    assert len(trial_files(out / "tiny")) == 6
+
+    r = runner.invoke(app, ["status", str(out)])
+    assert r.exit_code == 0 and "tiny (done): 4/4 completed" in r.output
+
+
+def test_failing_variant_is_retried_then_recorded(tmp_path, ray_address):
+    extra = ('\n[[variant]]\nname = "broken"\njitter = "per_sample"\n'
+             'data = { source = "folder:/nonexistent/photos" }\n')
+    study = write_tiny_study(tmp_path, name="fails", seeds=(0,), epochs=1, max_failures=1,
+                             extra=extra)
+    out = tmp_path / "res"
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--address", ray_address])
+    assert r.exit_code == 1, r.output
+    assert "retrying broken seed 0" in r.output  # one retry (max_failures = 1)
+    assert "FAILED" in r.output and "/nonexistent/photos" in r.output
+    rows = pd.concat(pd.read_parquet(f) for f in trial_files(out / "fails"))
+    by_variant = rows.groupby("variant")["status"].agg(set).to_dict()
+    assert by_variant == {"plain": {"completed"}, "multiscale": {"completed"}, "broken": {"failed"}}
+    err = rows[rows.variant == "broken"]["error"].iloc[0]
+    assert "/nonexistent/photos" in err
+
+
+def test_unreachable_address_is_a_clear_error(tmp_path):
+    study = write_tiny_study(tmp_path)
+    t0 = time.monotonic()
+    r = runner.invoke(app, ["run", str(study), "--results", str(tmp_path / "r"),
+                            "--address", "127.0.0.1:9"])
+    assert r.exit_code == 2, r.output
+    assert "cannot reach a Ray cluster at 127.0.0.1:9" in r.output
+    assert time.monotonic() - t0 < 15
+
+
+def test_local_executor_and_lock(tmp_path):
+    from ablate.orchestrate.lock import StudyLock
+
+    study = write_tiny_study(tmp_path, name="loc", seeds=(0,), epochs=1)
+    out = tmp_path / "res"
+    with StudyLock(out / "loc"):
+        r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local"])
+        assert r.exit_code == 2 and f"pid {os.getpid()}" in r.output
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local"])
+    assert r.exit_code == 0, r.output
+    assert len(trial_files(out / "loc")) == 2
+
+
+def test_sigkill_mid_study_then_rerun_completes_each_trial_once(tmp_path, ray_address):
+    study = write_tiny_study(tmp_path, name="killed", seeds=(0, 1), epochs=6)
+    out = tmp_path / "res"
+    root = out / "killed"
+    cmd = [sys.executable, "-m", "ablate.cli.app", "run", str(study), "--results", str(out),
+           "--address", ray_address]
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # wait until some trial has checkpointed an epoch ≥ 2 but the study is not finished
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        metas = list(root.glob("ray/*/*/checkpoint_*/meta.json"))
+        if any('"epoch": 2' in m.read_text() or '"epoch": 3' in m.read_text() for m in metas):
+            break
+        assert proc.poll() is None, (tmp_path / "first.log").read_text()
+        time.sleep(0.2)
+    else:
+        pytest.fail("no checkpoint appeared: " + (tmp_path / "first.log").read_text())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {f.stem for f in trial_files(root)}
+    assert len(done_before) < 4
+
+    r = runner.invoke(app, ["status", str(root)])
+    assert r.exit_code == 0 and "interrupted" in r.output
+
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--address", ray_address])
+    assert r.exit_code == 0, r.output
+    assert "resuming" in r.output
+    files = trial_files(root)
+    ids = {t.trial_id for t in expand(load_study(study))}
+    assert {f.stem for f in files} == ids  # each trial exactly once, no stray files
+    assert not list((root / "trials").glob(".*"))  # no temporary leftovers
+    resumed_any = False
+    for f in files:
+        df = pd.read_parquet(f)
+        assert set(df["status"]) == {"completed"} and len(df) == 2
+        hist = pd.read_parquet(root / "history" / f.name)
+        assert list(hist["epoch"]) == list(range(1, 7))  # no epoch lost or repeated
+        if hist["resumed"].any():
+            resumed_any = True
+            first = int(hist[hist["resumed"]]["epoch"].iloc[0])
+            assert first > 1
+    assert resumed_any

@@ -1,0 +1,113 @@
+"""The trial core end to end on a tiny model: training, determinism, checkpoint/resume,
+failures, and `ablate trial` writing the design.md result files."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ablate.cli.app import app
+from ablate.results.schema import HISTORY_COLUMNS, TRIAL_COLUMNS
+from ablate.spec import expand, load_study
+from ablate.train.trial import TrialFailed, run_trial
+
+runner = CliRunner()
+
+
+def trials_of(path, *sets):
+    return expand(load_study(path, list(sets)))
+
+
+def metrics(rows):
+    return [(r["resolution"], r["psnr"], r["ssim"], r["hf_energy_ratio"]) for r in rows]
+
+
+def test_same_config_and_seed_give_identical_metrics(tiny_study):
+    cfg = trials_of(tiny_study)[2]  # multiscale, seed 0
+    a = run_trial(cfg, device="cpu")
+    b = run_trial(cfg, device="cpu")
+    assert metrics(a.rows) == metrics(b.rows)
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+    other = run_trial(trials_of(tiny_study)[3], device="cpu")  # seed 1
+    assert metrics(other.rows) != metrics(a.rows)
+
+
+def test_resume_from_checkpoint_continues_exactly(tiny_study, tmp_path):
+    cfg = trials_of(tiny_study, "train.epochs=3")[2]
+    full = run_trial(cfg, device="cpu")
+
+    class Killed(Exception):
+        pass
+
+    def die_after_2(report, _saved):
+        if report.epoch == 2:
+            raise Killed
+
+    ck = tmp_path / "ck"
+    with pytest.raises(Killed):
+        run_trial(cfg, device="cpu", checkpoint_dir=ck, on_epoch=die_after_2)
+    resumed = run_trial(cfg, device="cpu", checkpoint_dir=ck, resume_from=ck)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert [h["resumed"] for h in resumed.history] == [False, False, True]
+    assert metrics(resumed.rows) == metrics(full.rows)  # RNG, optimiser, schedule restored
+
+
+def test_diverging_loss_fails_with_a_clear_message(tiny_study):
+    cfg = trials_of(tiny_study, "train.lr=1e30", "train.grad_clip=0")[0]
+    with pytest.raises(TrialFailed, match="loss became"):
+        run_trial(cfg, device="cpu")
+
+
+def test_rows_have_design_columns_and_bicubic_beside_model(tiny_study):
+    cfg = trials_of(tiny_study)[0]
+    res = run_trial(cfg, device="cpu")
+    assert [r["resolution"] for r in res.rows] == [16, 32]
+    for r in res.rows:
+        assert set(TRIAL_COLUMNS) <= set(r)
+        assert r["status"] == "completed" and r["epochs"] == 2 and r["device"] == "cpu"
+        assert r["mamba_backend"] == "torch"
+    at_input, above = res.rows
+    assert math.isnan(at_input["psnr_bicubic"])  # nothing to upsample at the input size
+    assert not math.isnan(above["psnr_bicubic"]) and not math.isnan(above["psnr"])
+    assert above["verdict"] in ("true_sr", "resampling", "hallucination")
+    assert set(HISTORY_COLUMNS) <= set(res.history[0])
+
+
+def test_cli_trial_writes_results(tiny_study, tmp_path):
+    out = tmp_path / "res"
+    r = runner.invoke(app, ["trial", str(tiny_study), "--variant", "multiscale", "--seed", "1",
+                            "--results", str(out), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "epoch   2/2" in r.output and "img/s" in r.output and "verdict" in r.output
+    tid = trials_of(tiny_study)[3].trial_id
+    rows = pd.read_parquet(out / "tiny" / "trials" / f"{tid}.parquet")
+    assert list(rows.columns) == list(TRIAL_COLUMNS)
+    assert list(rows["resolution"]) == [16, 32] and set(rows["status"]) == {"completed"}
+    hist = pd.read_parquet(out / "tiny" / "history" / f"{tid}.parquet")
+    assert list(hist["epoch"]) == [1, 2]
+    npz = np.load(out / "tiny" / "artifacts" / tid / "predictions.npz")
+    assert npz["prediction"].shape[-1] == 32
+    assert (out / "tiny" / "artifacts" / tid / "spectra.parquet").exists()
+    assert (out / "tiny" / "study.toml").exists()
+
+
+def test_cli_failed_trial_writes_failed_row_and_exits_1(tiny_study, tmp_path):
+    out = tmp_path / "res"
+    r = runner.invoke(app, ["trial", str(tiny_study), "--variant", "plain", "--seed", "0",
+                            "--results", str(out), "--device", "cpu",
+                            "--set", "data.source=folder:does/not/exist"])
+    assert r.exit_code == 1
+    files = list((out / "tiny" / "trials").glob("*.parquet"))
+    assert len(files) == 1
+    rows = pd.read_parquet(files[0])
+    assert set(rows["status"]) == {"failed"} and "does/not/exist" in rows["error"][0]
+
+
+def test_cli_trial_bad_variant_exit_2(tiny_study):
+    r = runner.invoke(app, ["trial", str(tiny_study), "--variant", "plian", "--seed", "0"])
+    assert r.exit_code == 2 and "did you mean 'plain'" in r.output
