@@ -42,10 +42,13 @@ def make_inputs(b=2, d=3, n=4, L=16, dtype=torch.float64, device="cpu", seed=0,
 
 def run(fn, ts, use_D, use_z, use_bias, softplus, **kw):
     """Output and gradients (of a fixed random projection of it) w.r.t. every used input."""
+    # Mamba's domain is delta + delta_bias ≥ 0: without softplus, keep the bias non-negative
+    # too (the fused kernel returns NaN for negative steps; the reference would just grow)
+    bias = ts["delta_bias"] if softplus else ts["delta_bias"].abs()
     args = dict(
         D=ts["D"] if use_D else None,
         z=ts["z"] if use_z else None,
-        delta_bias=ts["delta_bias"] if use_bias else None,
+        delta_bias=bias if use_bias else None,
     )
     if not softplus:  # keep delta ≥ 0 as Mamba has it, via abs
         delta = ts["delta"].abs()
