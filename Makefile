@@ -15,11 +15,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The quickstart study through an embedded local Ray (~5 min on 2 CPU cores; finished trials
+# are skipped when run again), then its table and report.
 demo: $(STAMP)
 	$(BIN)/ablate validate studies/quickstart.toml
-	$(BIN)/ablate validate studies/jitter_vs_multiscale.toml
-	$(BIN)/ablate plan studies/quickstart.toml
-	$(BIN)/ablate plan studies/jitter_vs_multiscale.toml
+	$(BIN)/ablate run studies/quickstart.toml --results results
+	$(BIN)/ablate table results --study quickstart
+	$(BIN)/ablate report results --study quickstart --out results/quickstart/report
+	@echo "report: results/quickstart/report/index.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

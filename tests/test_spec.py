@@ -115,7 +115,7 @@ def test_ids_stable_across_key_order_and_formatting(tmp_path):
     # stable across processes and machines: the default trial's id is pinned, so a change of
     # the id algorithm (which would re-run every finished study) cannot go unnoticed
     default = expand(build_study({"study": {"name": "d"}}, "<mem>"))[0]
-    assert default.trial_id == "42b9341f82b4"
+    assert default.trial_id == "6946c5f759d5"
 
 
 @pytest.mark.parametrize("override", [
@@ -268,3 +268,13 @@ def test_shipped_studies_are_valid():
 def test_build_study_from_dict():
     s = build_study({"study": {"name": "d"}}, "<mem>")
     assert s.name == "d" and len(expand(s)) == 1
+
+
+def test_unreadable_inputs_exit_2(tmp_path):
+    d = tmp_path / "adir.toml"
+    d.mkdir()
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    for path, fragment in ((d, "is a directory"), (binary, "cannot be read")):
+        r = runner.invoke(app, ["validate", str(path)])
+        assert r.exit_code == 2 and fragment in r.output and "Traceback" not in r.output

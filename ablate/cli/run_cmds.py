@@ -28,7 +28,8 @@ def run(
 ) -> None:
     """Run the whole study; skip trials already completed; resume interrupted ones.
 
-    Exit 0 when every trial completed, 1 when some failed (listed), 2 on invalid input.
+    Exit 0 when every trial completed, 1 when some failed (listed), 2 on invalid input, 130
+    when stopped by Ctrl-C (running trials keep their checkpoints; run again to resume).
     """
     from ablate.orchestrate.lock import StudyLocked
     from ablate.orchestrate.ray_tune import RunError
@@ -52,7 +53,8 @@ def run(
     for tid, err in summary.failed.items():
         typer.echo(f"  FAILED {tid}: {err}", err=True)
     if summary.unfinished:
-        typer.echo("  unfinished trials resume from their checkpoints on the next run", err=True)
+        typer.echo(f"  interrupted: {len(summary.unfinished)} trials keep their checkpoints and "
+                   "resume on the next run of the same command", err=True)
     raise typer.Exit(summary.exit_code)
 
 

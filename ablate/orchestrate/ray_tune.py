@@ -23,6 +23,7 @@ How the pieces fit (Ray 2.60 APIs):
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -97,12 +98,14 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Cluster:
     else:
         if address:
             try:
-                ctx = ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+                ctx = ray.init(address=address, logging_level="WARNING", log_to_driver=False)
             except (ConnectionError, RuntimeError, TimeoutError, ValueError) as e:
                 raise RunError(f"cannot connect to the Ray cluster at {address}: {e}") from None
         else:
+            # worker stdout stays in Ray's logs (and the dashboard): trial errors reach the
+            # user through Tune's error files, progress through ablate's own lines
             ctx = ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                           logging_level="WARNING")
+                           logging_level="WARNING", log_to_driver=False)
             started = True
         url = getattr(ctx, "dashboard_url", "") or ""
     res = ray.cluster_resources()
@@ -316,7 +319,15 @@ def run_ray(pending: list[TrialConfig], study_root: Path, resources: ResourcesCo
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # ablate prints its own progress
     # keeping one checkpoint per trial snapshots the experiment at every epoch: expected here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tuner.fit()
+    # ablate reports progress, failures and how to resume itself; Tune's warnings (e.g.
+    # "Resume experiment with: Tuner.restore(...)" on Ctrl-C) would point users the wrong way
+    tune_log = logging.getLogger("ray.tune")
+    level = tune_log.level
+    tune_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tuner.fit()
+    finally:
+        tune_log.setLevel(level)
     return failures, completed

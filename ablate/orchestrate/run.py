@@ -33,7 +33,10 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed or self.unfinished else 0
+        """0 all completed; 1 some failed; 130 stopped early (Ctrl-C) with none failed."""
+        if self.failed:
+            return 1
+        return 130 if self.unfinished else 0
 
 
 def write_plan(study_root: Path, study: Study, trials) -> None:

@@ -123,7 +123,8 @@ class DataConfig:
     hr_size: int = _f(128, min=2, even=True)  # side of the HR crops ground truth comes from
     input_size: int = _f(32, min=4, even=True)  # side of the model's input (HR downsampled)
     eval_resolutions: tuple[int, ...] = _f((32, 64, 128), min=2, even=True, nonempty=True)
-    train_samples: int = _f(1024, min=1)  # random HR crops (with flips/rot90) per epoch
+    train_samples: int = _f(4096, min=1)  # random HR crops (with flips/rot90) per epoch: 40
+    #   epochs × 4096 = 10,240 steps at batch 16 (measured: 6 epochs reach 27.5 dB at 32 on H200)
     test_samples: int = _f(64, min=1)  # fixed, seeded crops of the held-out photos
     split_seed: int = _f(0, min=0)  # seeds the test crops (not the training seed)
 
