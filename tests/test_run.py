@@ -146,3 +146,21 @@ def test_sigkill_mid_study_then_rerun_completes_each_trial_once(tmp_path, ray_ad
             first = int(hist[hist["resumed"]]["epoch"].iloc[0])
             assert first > 1
     assert resumed_any
+
+
+def test_resource_requests_that_can_never_run():
+    from ablate.orchestrate.ray_tune import Cluster, RunError, trial_resources
+    from ablate.spec.config import ResourcesConfig
+
+    cpu_only = Cluster(address="", cpus=2, gpus=0, dashboard_url="", started_here=False)
+    notes = []
+    # GPUs asked on a machine without any: CPU fallback with a warning, never PENDING forever
+    assert trial_resources(ResourcesConfig(gpus_per_trial=0.25), cpu_only, notes.append) == (1.0, 0.0)
+    assert "no GPU" in notes[0]
+    assert trial_resources(ResourcesConfig(gpus_per_trial="auto"), cpu_only, notes.append) == (1.0, 0.0)
+    with pytest.raises(RunError, match="only 2 CPUs"):
+        trial_resources(ResourcesConfig(cpus_per_trial=4), cpu_only, notes.append)
+    gpu_node = Cluster(address="", cpus=16, gpus=1, dashboard_url="", started_here=False)
+    assert trial_resources(ResourcesConfig(gpus_per_trial="auto"), gpu_node, notes.append) == (1.0, 0.25)
+    with pytest.raises(RunError, match="whole number"):
+        trial_resources(ResourcesConfig(gpus_per_trial=1.5), gpu_node, notes.append)

@@ -111,3 +111,38 @@ def test_cli_failed_trial_writes_failed_row_and_exits_1(tiny_study, tmp_path):
 def test_cli_trial_bad_variant_exit_2(tiny_study):
     r = runner.invoke(app, ["trial", str(tiny_study), "--variant", "plian", "--seed", "0"])
     assert r.exit_code == 2 and "did you mean 'plain'" in r.output
+
+
+def test_cifar10_has_no_truth_above_32_and_records_it_missing(tmp_path):
+    from data_fixtures import write_cifar
+
+    from conftest import write_tiny_study
+
+    root = write_cifar(tmp_path / "data", n_train=40, n_test=8)
+    study = write_tiny_study(tmp_path, name="cifar", seeds=(0,), epochs=1)
+    cfg = trials_of(study, f'data.source="cifar10:{root}"', "data.hr_size=32",
+                    "data.input_size=32", "data.eval_resolutions=[32, 64]",
+                    "model.num_latents=64")[0]
+    res = run_trial(cfg, device="cpu")
+    at32, at64 = res.rows
+    assert not math.isnan(at32["psnr"])
+    for k in ("psnr", "ssim", "psnr_bicubic", "hf_energy_ratio", "band_error_ratio"):
+        assert math.isnan(at64[k]), k  # missing, never faked
+    assert at64["verdict"] == "n/a"
+
+
+def test_folder_source_relative_to_the_study_file(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        d = tmp_path / "imgs" / split
+        d.mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    from conftest import write_tiny_study
+
+    study = write_tiny_study(tmp_path, name="folder", seeds=(0,), epochs=1)
+    cfg = trials_of(study, 'data.source="folder:imgs"')[0]  # relative to the study's folder
+    res = run_trial(cfg, device="cpu")
+    assert res.rows[1]["resolution"] == 32 and not math.isnan(res.rows[1]["psnr"])
