@@ -87,6 +87,14 @@ def test_torch_scan_matches_reference(L, chunk, opts):
     assert_matches(selective_scan_torch, ts, opts, atol=1e-10, rtol=1e-9, chunk_size=chunk)
 
 
+@pytest.mark.parametrize("chunk", [2, 3, 12, 20, 50])
+def test_torch_scan_any_chunk_length(chunk):
+    """Chunk lengths that are not powers of two: ragged last chunks and backward sub-chunks."""
+    ts = make_inputs(L=47, seed=chunk)
+    assert_matches(selective_scan_torch, ts, (True, True, True, True), atol=1e-10, rtol=1e-9,
+                   chunk_size=chunk)
+
+
 def test_torch_scan_stable_for_large_decays():
     """delta·|A| of hundreds per step: no overflow (every exponent is ≤ 0)."""
     ts = make_inputs(L=40, delta_scale=200.0, a_scale=20.0)
