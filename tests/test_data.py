@@ -253,3 +253,15 @@ def test_build_data_cifar_has_no_truth_above_32(tmp_path):
     assert torch.equal(test.inputs, test.hr)  # nothing to downsample
     with pytest.raises(DataError, match="input_size 64 exceeds the HR side 32"):
         build_data(DataConfig(source=cfg.source, input_size=64), "cpu")
+
+
+def test_bundled_without_scikit_learn_is_a_clear_error(monkeypatch):
+    import sys
+
+    from ablate.data import sources
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn → ImportError
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    monkeypatch.setattr(sources, "_bundled_cache", {})
+    with pytest.raises(DataError, match="pip install scikit-learn"):
+        sources.load_source("bundled", 64)

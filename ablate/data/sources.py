@@ -90,8 +90,14 @@ def _package_data_dir(package: str) -> Path:
         import skimage.data
 
         return Path(skimage.data.__file__).parent
-    import sklearn.datasets
-
+    try:
+        import sklearn.datasets
+    except ImportError:  # a bare GPU node may have scikit-image but not scikit-learn
+        raise DataError(
+            "bundled source: the photos china and flower ship inside scikit-learn, which is not "
+            "installed here; `pip install scikit-learn` (no download at run time: the photos are "
+            "in its wheel), or use source = 'folder:PATH'"
+        ) from None
     return Path(sklearn.datasets.__file__).parent / "images"
 
 
