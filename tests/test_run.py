@@ -64,19 +64,30 @@ def test_study_through_ray_then_rerun_skips(tmp_path, ray_address):
 
 def test_failing_variant_is_retried_then_recorded(tmp_path, ray_address):
     extra = ('\n[[variant]]\nname = "broken"\njitter = "per_sample"\n'
-             'data = { source = "folder:/nonexistent/photos" }\n')
+             'train = { lr = 1e30, grad_clip = 0 }\n')  # diverges: NaN loss
     study = write_tiny_study(tmp_path, name="fails", seeds=(0,), epochs=1, max_failures=1,
                              extra=extra)
     out = tmp_path / "res"
     r = runner.invoke(app, ["run", str(study), "--results", str(out), "--address", ray_address])
     assert r.exit_code == 1, r.output
     assert "retrying broken seed 0" in r.output  # one retry (max_failures = 1)
-    assert "FAILED" in r.output and "/nonexistent/photos" in r.output
+    assert "FAILED" in r.output and "loss became" in r.output
     rows = pd.concat(pd.read_parquet(f) for f in trial_files(out / "fails"))
     by_variant = rows.groupby("variant")["status"].agg(set).to_dict()
     assert by_variant == {"plain": {"completed"}, "multiscale": {"completed"}, "broken": {"failed"}}
     err = rows[rows.variant == "broken"]["error"].iloc[0]
-    assert "/nonexistent/photos" in err
+    assert "TrialFailed" in err and "loss became" in err
+
+
+def test_missing_data_path_is_invalid_input_not_failed_trials(tmp_path):
+    study = write_tiny_study(tmp_path, name="nodata", seeds=(0,), epochs=1)
+    out = tmp_path / "res"
+    for executor in ("ray", "local"):
+        r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", executor,
+                                "--set", 'variant.plain.data.source="folder:no/such/dir"'])
+        assert r.exit_code == 2, r.output
+        assert "no/such/dir does not exist" in r.output and "relative paths resolve" in r.output
+    assert not (out / "nodata" / "trials").exists()
 
 
 def test_unreachable_address_is_a_clear_error(tmp_path):

@@ -100,12 +100,24 @@ def test_cli_failed_trial_writes_failed_row_and_exits_1(tiny_study, tmp_path):
     out = tmp_path / "res"
     r = runner.invoke(app, ["trial", str(tiny_study), "--variant", "plain", "--seed", "0",
                             "--results", str(out), "--device", "cpu",
-                            "--set", "data.source=folder:does/not/exist"])
+                            "--set", "train.lr=1e30", "--set", "train.grad_clip=0"])
     assert r.exit_code == 1
     files = list((out / "tiny" / "trials").glob("*.parquet"))
     assert len(files) == 1
     rows = pd.read_parquet(files[0])
-    assert set(rows["status"]) == {"failed"} and "does/not/exist" in rows["error"][0]
+    assert set(rows["status"]) == {"failed"} and "loss became" in rows["error"][0]
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--set", "data.source=folder:does/not/exist"], "does/not/exist does not exist"),
+    (["--device", "gpu"], "expected cpu, cuda"),
+])
+def test_cli_trial_bad_machine_input_exits_2_before_training(tiny_study, tmp_path, args, fragment):
+    out = tmp_path / "res"
+    r = runner.invoke(app, ["trial", str(tiny_study), "--variant", "plain", "--seed", "0",
+                            "--results", str(out), *args])
+    assert r.exit_code == 2 and fragment in r.output
+    assert not (out / "tiny" / "trials").exists()  # nothing recorded as a failed trial
 
 
 def test_cli_trial_bad_variant_exit_2(tiny_study):

@@ -32,7 +32,7 @@ def run(
     when stopped by Ctrl-C (running trials keep their checkpoints; run again to resume).
     """
     from ablate.orchestrate.lock import StudyLocked
-    from ablate.orchestrate.ray_tune import RunError
+    from ablate.orchestrate.preflight import RunError
     from ablate.orchestrate.run import run_study
 
     study = study_or_exit(study_file, sets)

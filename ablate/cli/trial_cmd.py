@@ -50,7 +50,20 @@ def trial(
         fail(f"{len(matches)} trials match variant {variant!r}, seed {seed}; pick one with "
              f"--trial-id:\n{listing}")
     cfg = matches[0]
+    from ablate.orchestrate.lock import StudyLock, StudyLocked
+    from ablate.orchestrate.preflight import RunError, check_data, check_device
+
+    try:
+        check_device(device)
+        check_data([cfg])
+    except RunError as e:
+        fail(f"error: {e}")
     root = Path(results) / study.name
+    lock = StudyLock(root)
+    try:
+        lock.acquire()  # not beside an `ablate run` of the same study
+    except StudyLocked as e:
+        fail(f"error: {e}")
     write_spec_copy(root, study.path, study.overrides)
     typer.echo(f"trial {cfg.trial_id}: {cfg.label} ({cfg.variant}), seed {cfg.seed}"
                + (f", {cfg.grid_key()}" if cfg.grid else "") + f" → {root}")
@@ -61,8 +74,11 @@ def trial(
                    f"({r.seconds:.1f} s, res {','.join(map(str, r.resolutions))})"
                    + ("  [resumed]" if r.resumed else ""))
 
-    ok, rows = record_trial(cfg, root, device=device, on_epoch=on_epoch,
-                            log=lambda m: typer.echo("  " + m))
+    try:
+        ok, rows = record_trial(cfg, root, device=device, on_epoch=on_epoch,
+                                log=lambda m: typer.echo("  " + m))
+    finally:
+        lock.release()
     if not ok:
         typer.echo(f"FAILED: {rows[0]['error']}", err=True)
         raise typer.Exit(1)

@@ -109,7 +109,9 @@ class TrainData:
         """
         n = self.num_samples if n is None else n
         gdev, dev, hr = generator.device, self.device, self.hr_size
-        photo = torch.multinomial(self.weights.to(gdev), n, replacement=True, generator=generator)
+        if self.weights.device != gdev:  # once: not a host→device copy per batch
+            self.weights = self.weights.to(gdev)
+        photo = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         u = torch.rand(n, 2, generator=generator, device=gdev, dtype=torch.float64)
         tf = torch.randint(0, 8, (n,), generator=generator, device=gdev)  # dihedral transform
         photo, u, tf = photo.to(dev), u.to(dev), tf.to(dev)

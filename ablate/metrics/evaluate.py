@@ -82,7 +82,8 @@ class EvalResult:
         os.replace(tmp, dir / SPECTRA_FILE)
 
 
-def _empty_row(r: int) -> dict:
+def empty_row(r: int) -> dict:
+    """The metrics of resolution r with nothing measured: NaN, verdict n/a."""
     row = {k: math.nan for k in METRIC_KEYS}
     row.update(resolution=int(r), verdict="n/a")
     return row
@@ -124,7 +125,7 @@ def evaluate(
     top = max(with_truth) if with_truth else None
 
     for r in cfg.eval_resolutions:
-        row = _empty_row(r)
+        row = empty_row(r)
         rows.append(row)
         if not test.has_truth(r):
             continue

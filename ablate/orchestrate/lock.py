@@ -3,7 +3,8 @@
 The lock is an advisory `flock` on <study>/.run.lock, whose content names the holder (pid,
 host, start time). The kernel releases a flock when its process dies, however it dies, so a
 lock left by a dead process (SIGKILL, power loss of a local disk) is simply taken over. On a
-network filesystem without flock support the lock degrades to the pid check below.
+network filesystem without flock support (ENOLCK, EOPNOTSUPP) the run goes on without the
+lock, with a warning: it cannot tell a second run from a lock it was not given.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import socket
 import time
+import warnings
 from pathlib import Path
 
 
@@ -36,7 +38,7 @@ class StudyLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:  # EWOULDBLOCK: another process holds it
             os.close(fd)
             h = self.holder()
             who = (f"pid {h.get('pid')} on {h.get('host')}, started {h.get('started')}"
@@ -45,6 +47,9 @@ class StudyLock:
                 f"{self.path.parent} is being run by {who}; wait for it to finish or stop it "
                 f"(Ctrl-C, or kill {h.get('pid', '<pid>')}) — two runs of one study would train "
                 "the same trials twice") from None
+        except OSError as e:  # this filesystem has no flock: go on, unprotected, and say so
+            warnings.warn(f"cannot lock {self.path} ({e}); make sure no other `ablate run` of "
+                          "this study is running", stacklevel=2)
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode())

@@ -35,15 +35,13 @@ from pathlib import Path
 
 from ray import tune
 
+from ablate.orchestrate.preflight import RunError
 from ablate.orchestrate.progress import Progress
+from ablate.orchestrate.study_files import latest_checkpoints
 from ablate.results.schema import artifacts_dir
 from ablate.results.write import write_history, write_trial
 from ablate.spec.config import ResourcesConfig, TrialConfig
 from ablate.spec.ids import trial_from_dict, trial_to_dict
-
-
-class RunError(RuntimeError):
-    """Bad input or an environment problem before any trial ran (exit 2)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,22 +186,6 @@ def _trainable(config: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def latest_checkpoints(storage: Path) -> dict[str, tuple[int, Path]]:
-    """trial_id → (epoch, directory) of the newest checkpoint any earlier run left."""
-    out: dict[str, tuple[int, Path]] = {}
-    for meta in storage.glob("*/*/checkpoint_*/meta.json"):
-        try:
-            m = json.loads(meta.read_text())
-        except (OSError, ValueError):
-            continue
-        if not (meta.parent / "checkpoint.pt").is_file():
-            continue
-        tid, epoch = m.get("trial_id"), int(m.get("epoch", 0))
-        if tid and (tid not in out or epoch > out[tid][0]):
-            out[tid] = (epoch, meta.parent)
-    return out
-
-
 def _error_text(trial) -> str:
     path = trial.error_file
     if path and os.path.exists(path):
@@ -284,6 +266,10 @@ def run_ray(pending: list[TrialConfig], study_root: Path, resources: ResourcesCo
     """Run `pending` as one Tune experiment. Returns (failures: id → error, completed ids)."""
     cpus, gpus = trial_resources(resources, cluster, progress.note)
     device = "cuda" if gpus > 0 else "cpu"
+    if storage and "://" in storage:
+        raise RunError(f"--storage {storage!r}: filesystem URIs are not supported yet (resuming "
+                       "across runs lists checkpoints on a mounted path); give a directory every "
+                       "node mounts, e.g. an NFS path")
     storage_path = Path(storage) if storage else study_root / "ray"
     storage_path = storage_path.resolve()
     previous = latest_checkpoints(storage_path) if storage_path.exists() else {}

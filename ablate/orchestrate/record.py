@@ -17,7 +17,8 @@ from ablate.results.schema import artifacts_dir
 from ablate.results.write import write_history, write_trial
 from ablate.spec.config import TrialConfig
 from ablate.train import checkpoint as ckpt
-from ablate.train.trial import EpochReport, TrialResult, failure_rows, run_trial
+from ablate.train.trial import (EpochReport, TrialResult, device_name, failure_rows,
+                                resolve_device, run_trial)
 
 
 def checkpoint_dir(study_root: Path, trial_id: str) -> Path:
@@ -40,7 +41,7 @@ def record_trial(cfg: TrialConfig, study_root: Path, *, device: str = "auto",
     """Run `cfg` with checkpoints under `study_root` and write its files.
     Returns (completed?, rows)."""
     cdir = checkpoint_dir(study_root, cfg.trial_id)
-    resume = cdir if ckpt.load(cdir) is not None else None
+    resume = cdir if (cdir / ckpt.FILE).is_file() else None
     try:
         result = run_trial(cfg, device=device, checkpoint_dir=cdir, resume_from=resume,
                            on_epoch=on_epoch, log=log)
@@ -54,7 +55,11 @@ def record_trial(cfg: TrialConfig, study_root: Path, *, device: str = "auto",
         history = state["history"] if state else []
         if history:
             write_history(study_root, cfg.trial_id, history)
-        rows = failure_rows(cfg, error, device=str(device), epochs=len(history))
+        try:
+            where = device_name(resolve_device(device))
+        except Exception:  # the device itself was the problem
+            where = str(device)
+        rows = failure_rows(cfg, error, device=where, epochs=len(history))
         write_trial(study_root, cfg.trial_id, rows)
         return False, rows
     write_result(study_root, result)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ablate.orchestrate.lock import StudyLock
+from ablate.orchestrate.preflight import RunError, check_data, check_device
 from ablate.orchestrate.progress import Progress
 from ablate.orchestrate.study_files import completed_ids
 from ablate.results.write import write_spec_copy
@@ -55,16 +56,17 @@ def run_study(study: Study, results: str | Path = "results", *, executor: str = 
               on_connect=None) -> RunSummary:
     """Run every trial of `study` that has no completed row under RESULTS/<study>/."""
     if executor not in ("ray", "local"):
-        from ablate.orchestrate.ray_tune import RunError
-
         raise RunError(f"--executor {executor!r}: expected ray or local")
     study_root = Path(results) / study.name
     trials = expand(study)
+    if executor == "local":
+        check_device(device)
     with StudyLock(study_root):
         write_spec_copy(study_root, study.path, study.overrides)
         write_plan(study_root, study, trials)
         done = completed_ids(study_root)
         pending = [t for t in trials if t.trial_id not in done]
+        check_data(pending)
         summary = RunSummary(study_root=study_root, total=len(trials),
                              skipped=len(trials) - len(pending))
         with Progress(total=len(pending), skipped=summary.skipped, stream=progress_stream,

@@ -13,7 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ablate.orchestrate.study_files import trial_statuses
+from ablate.orchestrate.study_files import (LOCAL_CHECKPOINTS, RAY_CHECKPOINTS,
+                                             latest_checkpoints, trial_statuses)
 
 
 @dataclass
@@ -40,8 +41,10 @@ def _locked(study_root: Path) -> bool:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return False
-    except OSError:
+    except BlockingIOError:  # held by a running `ablate run`
         return True
+    except OSError:  # no flock on this filesystem: cannot tell
+        return False
     finally:
         os.close(fd)
 
@@ -49,16 +52,10 @@ def _locked(study_root: Path) -> bool:
 def checkpoint_epochs(study_root: Path) -> dict[str, int]:
     """trial_id → latest checkpointed epoch (Ray storage and local checkpoints)."""
     out: dict[str, int] = {}
-    metas = list(study_root.glob("checkpoints/*/meta.json"))
-    metas += list(study_root.glob("ray/*/*/checkpoint_*/meta.json"))
-    for m in metas:
-        try:
-            d = json.loads(m.read_text())
-        except (OSError, ValueError):
-            continue
-        tid, ep = d.get("trial_id"), int(d.get("epoch") or 0)
-        if tid:
-            out[tid] = max(out.get(tid, 0), ep)
+    for found in (latest_checkpoints(study_root, LOCAL_CHECKPOINTS),
+                  latest_checkpoints(study_root / "ray", RAY_CHECKPOINTS)):
+        for tid, (epoch, _) in found.items():
+            out[tid] = max(out.get(tid, 0), epoch)
     return out
 
 

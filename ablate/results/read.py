@@ -22,6 +22,8 @@ and the rows stay in Arrow until someone asks for a DataFrame.
 
 from __future__ import annotations
 
+import json
+
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,22 +204,20 @@ def load_study(root: str | Path, columns: tuple[str, ...] | None = TABLE_COLUMNS
 
 
 def _apply_overrides(spec: dict, text: str) -> dict:
-    """Apply the `--set` overrides that `write_spec_copy` appends as "# run with: --set k=v"."""
+    """Replay the `--set` overrides that `write_spec_copy` appends as one JSON line, with the
+    spec's own `apply_set` (so `variant.NAME.key=…` and quoting behave as they did at run time)."""
+    from ablate.results.write import OVERRIDES_MARK
+    from ablate.spec.convert import Problems
+    from ablate.spec.parse import apply_set
+
     for line in text.splitlines():
-        if not line.startswith("# run with:"):
-            continue
-        for item in line.split("--set")[1:]:
-            key, _, value = item.strip().partition("=")
+        if line.startswith(OVERRIDES_MARK):
             try:
-                parsed = tomllib.loads(f"v = {value}")["v"]
-            except tomllib.TOMLDecodeError:
-                parsed = value
-            node = spec
-            *parents, last = key.strip().split(".")
-            for k in parents:
-                node = node.setdefault(k, {}) if isinstance(node, dict) else None
-            if isinstance(node, dict) and last:
-                node[last] = parsed
+                items = json.loads(line[len(OVERRIDES_MARK):])
+            except ValueError:
+                continue
+            for item in items:
+                apply_set(spec, str(item), Problems())
     return spec
 
 

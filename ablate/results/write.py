@@ -7,6 +7,7 @@ renamed into place, which is atomic on one filesystem.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -54,15 +55,18 @@ def write_history(study_root: Path, trial_id: str, rows: list[dict]) -> Path:
     return write_parquet_atomic(_table(rows, HISTORY_SCHEMA), history_path(study_root, trial_id))
 
 
+OVERRIDES_MARK = "# ablate --set (json): "
+
+
 def write_spec_copy(study_root: Path, spec_path: str, overrides=()) -> None:
     """results/<study>/study.toml: the spec that ran (+ the --set overrides, as a comment)."""
     study_root.mkdir(parents=True, exist_ok=True)
     dst = study_root / "study.toml"
     tmp = dst.with_name(f".study.toml.{os.getpid()}.tmp")
     shutil.copyfile(spec_path, tmp)
-    if overrides:
+    if overrides:  # one JSON line, replayed by ablate.results.read with the spec's own --set
         with open(tmp, "a") as f:
-            f.write("\n# run with: " + " ".join(f"--set {o}" for o in overrides) + "\n")
+            f.write(f"\n{OVERRIDES_MARK}{json.dumps(list(overrides))}\n")
     os.replace(tmp, dst)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ablate.spec import config as C
 from ablate.spec.convert import Problems, convert_value, hints
-from ablate.spec.ids import make_trial_id
+from ablate.spec.ids import freeze, make_trial_id
 from ablate.spec.parse import axis_target
 
 
@@ -77,9 +77,7 @@ def _point(point) -> str:
 
 
 def _freeze(point):
-    def f(v):
-        return tuple(f(x) for x in v) if isinstance(v, list) else v
-    return tuple((k, f(v)) for k, v in point)
+    return tuple((k, freeze(v)) for k, v in point)
 
 
 def check(study: C.Study, data: C.DataConfig, model: C.ModelConfig, train: C.TrainConfig,

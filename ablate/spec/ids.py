@@ -76,13 +76,14 @@ def trial_from_dict(d: dict) -> C.TrialConfig:
     t = C.TrialConfig(
         study=d["study"], variant=d["variant"], label=d["label"], seed=int(d["seed"]),
         data=data, model=model, train=train,
-        grid=tuple((k, _freeze(v)) for k, v in d.get("grid", {}).items()),
+        grid=tuple((k, freeze(v)) for k, v in d.get("grid", {}).items()),
         variant_order=int(d.get("variant_order", 0)), spec_dir=d.get("spec_dir", ""),
     )
     return dataclasses.replace(t, trial_id=make_trial_id(data, model, train, t.seed))
 
 
-def _freeze(v):
+def freeze(v):
+    """Lists (from TOML or JSON) → tuples, recursively, as the frozen configs hold them."""
     if isinstance(v, list):
-        return tuple(_freeze(x) for x in v)
+        return tuple(freeze(x) for x in v)
     return v

@@ -25,8 +25,9 @@ def save(directory: str | Path, state: dict) -> Path:
     torch.save(state, tmp)
     os.replace(tmp, d / FILE)
     # a small sidecar so that status and resume can find the epoch without loading the state
-    (d / "meta.json").write_text(json.dumps({"trial_id": state.get("trial_id"),
-                                             "epoch": state.get("epoch")}))
+    meta_tmp = d / f".meta.json.{os.getpid()}.tmp"
+    meta_tmp.write_text(json.dumps({"trial_id": state.get("trial_id"), "epoch": state.get("epoch")}))
+    os.replace(meta_tmp, d / "meta.json")
     return d
 
 

@@ -25,10 +25,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ablate.data.coords import make_coord
+from ablate.metrics.image import bicubic_upsample
 from ablate.spec.config import DataConfig, TrainConfig
 
 
@@ -111,8 +111,7 @@ class BatchMaker:
         if mode == "off" or r == self.data.input_size and mode != "hr_sample":
             target_img = inputs if r == self.data.input_size else self.downsample(hr, r)
         elif mode == "upsampled_input":
-            target_img = F.interpolate(inputs, size=(r, r), mode="bicubic",
-                                       align_corners=False).clamp(0, 1)
+            target_img = bicubic_upsample(inputs, r)  # the same interpolant as the baseline
         else:  # random_res, hr_sample: real HR detail
             target_img = self.downsample(hr, r)
         grid = self.grid(r, device)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ablate.data.dataset import build_data, downsample
-from ablate.metrics.evaluate import EvalResult, evaluate
+from ablate.metrics.evaluate import EvalResult, empty_row, evaluate
 from ablate.metrics.image import psnr
 from ablate.model.inr import build_model
 from ablate.results.write import code_version
@@ -131,10 +131,15 @@ def run_trial(
         if state.get("trial_id") != cfg.trial_id:
             raise TrialFailed(f"checkpoint in {resume_from} belongs to trial "
                               f"{state.get('trial_id')}, not {cfg.trial_id}")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        ckpt.restore_rng(state["rng"], cpu_gen, dev_gen)
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            ckpt.restore_rng(state["rng"], cpu_gen, dev_gen)
+        except (RuntimeError, KeyError, ValueError) as e:  # saved by other code (ids ignore it)
+            raise TrialFailed(f"checkpoint in {resume_from} does not fit this code "
+                              f"({type(e).__name__}: {str(e)[:200]}); delete that folder to "
+                              "restart the trial from scratch") from None
         start_epoch, history = state["epoch"] + 1, list(state["history"])
         train_seconds, resumed = state["train_seconds"], True
         log(f"resumed from epoch {state['epoch']} ({resume_from})")
@@ -235,18 +240,13 @@ def trial_columns(cfg: TrialConfig) -> dict:
             "config_json": json.dumps(trial_to_dict(cfg), sort_keys=True)}
 
 
-METRIC_KEYS = ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "hf_energy_ratio",
-               "band_error_ratio", "band_coherence", "band_coherence_bicubic")
-
-
 def failure_rows(cfg: TrialConfig, error: str, *, device: str = "", epochs: int = 0,
                  train_seconds: float = float("nan")) -> list[dict]:
     """`status = failed` rows (one per eval resolution, metrics NaN) carrying the error."""
     nan = float("nan")
     common = trial_columns(cfg) | {
         "status": "failed", "error": error, "epochs": epochs, "train_seconds": train_seconds,
-        "train_img_per_s": nan, "device": device, "mamba_backend": "", "verdict": "n/a",
+        "train_img_per_s": nan, "device": device, "mamba_backend": "",
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    return [common | {"resolution": r} | {k: nan for k in METRIC_KEYS}
-            for r in cfg.data.eval_resolutions]
+    return [common | empty_row(r) for r in cfg.data.eval_resolutions]

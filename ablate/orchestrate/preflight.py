@@ -1,0 +1,48 @@
+"""Checks before any trial starts, so that bad input exits 2 instead of failing every trial.
+
+Validation (`ablate validate`) checks the spec alone; these check the machine that runs it:
+the data paths the trials will read and the device asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ablate.spec.config import TrialConfig
+
+
+class RunError(RuntimeError):
+    """Bad input or an environment problem found before any trial ran (exit 2)."""
+
+
+def check_device(device: str) -> None:
+    from ablate.train.trial import TrialFailed, resolve_device
+
+    try:
+        resolve_device(device)
+    except TrialFailed as e:
+        raise RunError(str(e)) from None
+    except RuntimeError:
+        raise RunError(f"--device {device!r}: expected cpu, cuda, cuda:N or auto") from None
+
+
+def check_data(trials: list[TrialConfig]) -> None:
+    """Every folder:/cifar10: PATH the trials read exists (resolved as the trials will)."""
+    from ablate.train.trial import resolve_data_source
+
+    seen = set()
+    for cfg in trials:
+        source = resolve_data_source(cfg).source
+        if source in seen:
+            continue
+        seen.add(source)
+        kind, _, path = source.partition(":")
+        if kind not in ("folder", "cifar10"):
+            continue
+        if not Path(path).is_dir():
+            where = "" if cfg.data.source == source else f", data.source = {cfg.data.source!r}" \
+                    ": relative paths resolve against the study file's folder"
+            hint = ("put cifar-10-batches-py there (no download at run time)" if kind == "cifar10"
+                    else "give a folder of images")
+            raise RunError(f"data path {path} does not exist or is not a folder (variant "
+                           f"{cfg.variant!r}{where}); {hint}")
