@@ -245,3 +245,18 @@ def test_bf16_autocast_stays_close_to_fp32():
             low = model(img, coords)
     assert torch.isfinite(low).all()
     assert (low.float() - ref).abs().max() < 0.01  # bf16 Fourier angles: ~0.02 off
+
+
+def test_shared_queries_are_computed_once_with_the_same_result():
+    # an expanded (stride-0) batch of coordinates takes the broadcast path in the decoder
+    model = tiny_model()
+    img = images(3)
+    shared = make_coord(24).expand(3, -1, -1)
+    copies = shared.clone()
+    assert shared.stride(0) == 0 and copies.stride(0) != 0
+    a, b = model(img, shared), model(img, copies)
+    torch.testing.assert_close(a, b)
+    ga = torch.autograd.grad(a.square().sum(), list(model.parameters()))
+    gb = torch.autograd.grad(model(img, copies).square().sum(), list(model.parameters()))
+    for x, y in zip(ga, gb):
+        torch.testing.assert_close(x, y)

@@ -100,7 +100,7 @@ def attention_reference(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None = N
 
 
 class CrossAttention(nn.Module):
-    """Queries attend to a context: x (B, Q, query_dim), context (B, T, context_dim)."""
+    """Queries attend to a context: x (B or 1, Q, query_dim), context (B, T, context_dim)."""
 
     def __init__(self, query_dim: int, context_dim: int, heads: int, head_dim: int, out_dim: int):
         super().__init__()
@@ -114,6 +114,8 @@ class CrossAttention(nn.Module):
     def forward(self, x: Tensor, context: Tensor, bias: Tensor | None = None) -> Tensor:
         q = rearrange(self.to_q(x), "b q (h d) -> b h q d", h=self.heads)
         k, v = rearrange(self.to_kv(context), "b t (two h d) -> two b h t d", two=2, h=self.heads)
+        if q.shape[0] != k.shape[0]:  # queries shared by the batch: (1, h, Q, d) → (B, h, Q, d)
+            q = q.expand(k.shape[0], -1, -1, -1)
         if self.use_sdpa:
             if bias is not None:
                 bias = bias.to(q.dtype)  # SDPA wants the mask in the query's dtype
@@ -165,6 +167,11 @@ class Decoder(nn.Module):
         )
 
     def forward(self, tokens: Tensor, positions: Tensor, coords: Tensor) -> Tensor:
+        # The same queries for every image (an expanded, stride-0 batch: the full grid, or a
+        # jitter draw shared by the batch): the bias and the Fourier features are computed once
+        # and broadcast, instead of B times.
+        if coords.shape[0] > 1 and coords.stride(0) == 0:
+            coords = coords[:1]  # (1, Q, 2)
         bias = locality_bias(coords, positions, self.alpha, self.locality, self.grid)
         a = self.attn(self.query_fourier(coords), context=tokens, bias=bias)  # (B, Q, dim)
         h, rgb = None, 0.0

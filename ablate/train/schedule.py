@@ -127,7 +127,11 @@ class BatchMaker:
             targets = flat
         noise = self.jitter.noise(b, coords.shape[1], r, device)
         if noise is not None:
-            coords = coords + noise
+            if coords.stride(0) == 0 and noise.shape[0] == 1:  # one grid, one draw for all
+                coords = (coords[:1] + noise).expand(b, -1, -1)  # stays a stride-0 view
+            else:
+                coords = coords + noise
+        # a stride-0 batch dimension tells the decoder that every image has the same queries
         return Batch(inputs=inputs, coords=coords, targets=targets, resolution=r)
 
 
