@@ -265,3 +265,20 @@ def test_bundled_without_scikit_learn_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(sources, "_bundled_cache", {})
     with pytest.raises(DataError, match="pip install scikit-learn"):
         sources.load_source("bundled", 64)
+
+
+def test_folder_split_is_made_among_usable_images(tmp_path):
+    from PIL import Image
+
+    from ablate.data.sources import FOLDER_TEST_FRACTION, _hash_fraction
+
+    rng = np.random.default_rng(1)
+    names = [f"img{i:02d}.png" for i in range(12)]
+    lowest = min(names, key=_hash_fraction)  # the file the plain hash split would hold out
+    for n in names:
+        side = 20 if _hash_fraction(n) < FOLDER_TEST_FRACTION or n == lowest else 48
+        Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(tmp_path / n)
+    photos = load_source(f"folder:{tmp_path}", 32)  # every would-be held-out file is too small
+    assert photos.test and photos.train
+    assert all(min(p.shape[:2]) >= 32 for p in photos.test + photos.train)
+    assert photos.skipped == sum(1 for n in names if _hash_fraction(n) < FOLDER_TEST_FRACTION or n == lowest)

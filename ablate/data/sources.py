@@ -184,6 +184,24 @@ def _hash_fraction(rel: str) -> float:
     return int(hashlib.sha1(rel.encode("utf-8")).hexdigest()[:15], 16) / 16**15
 
 
+def _large_enough(files: list[Path], hr_size: int) -> tuple[list[Path], int]:
+    """The files whose header says both sides are ≥ hr_size; and how many were not."""
+    from PIL import Image
+
+    keep, dropped = [], 0
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                ok = min(im.size) >= hr_size
+        except Exception:  # noqa: BLE001 — unreadable: dropped here, like a small one
+            ok = False
+        if ok:
+            keep.append(path)
+        else:
+            dropped += 1
+    return keep, dropped
+
+
 def _read_all(files: list[Path], root: Path, hr_size: int) -> tuple[list, list, int, int]:
     """Decode `files`; drop (and count) unreadable ones and those smaller than hr_size."""
     images, names, small, unreadable = [], [], 0, 0
@@ -232,6 +250,15 @@ def _load_folder(spec: str, hr_size: int) -> Photos:
                 f"folder source: {root} holds a single image ({files[0].name}); at least two "
                 "are needed to hold one out, or use train/ and test/ subfolders"
             )
+        # the split is made among the images large enough to use (read from the headers,
+        # no decode), so small files can never leave the held-out side empty
+        files, small_pre = _large_enough(files, hr_size)
+        if len(files) < 2:
+            raise DataError(
+                f"folder source: {root} has {len(files)} usable image(s), {small_pre} too small "
+                f"or unreadable; each must be at least {hr_size}×{hr_size}, and two are needed "
+                "to hold one out"
+            )
         frac = {p: _hash_fraction(p.relative_to(root).as_posix()) for p in files}
         held = {p for p in files if frac[p] < FOLDER_TEST_FRACTION}
         if not held:  # too few files for the fraction: hold out the smallest hash
@@ -245,7 +272,7 @@ def _load_folder(spec: str, hr_size: int) -> Photos:
     test_root = root / "test" if layout else root
     train, train_names, small_tr, bad_tr = _read_all(train_files, train_root, hr_size)
     test, test_names, small_te, bad_te = _read_all(test_files, test_root, hr_size)
-    skipped, unreadable = small_tr + small_te, bad_tr + bad_te
+    skipped, unreadable = small_tr + small_te + (0 if layout else small_pre), bad_tr + bad_te
     if skipped:
         log.warning("folder %s: %d images smaller than hr_size %d skipped", root, skipped, hr_size)
     if not train or not test:
