@@ -242,10 +242,19 @@ class _Recorder(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         from ablate.train.trial import failure_rows
 
+        from ablate.train import checkpoint as ckpt
+
         cfg = self._cfg(trial)
         error = _error_text(trial)
-        epochs = int((trial.last_result or {}).get("epoch", 0) or 0)
-        write_trial(self.study_root, cfg.trial_id, failure_rows(cfg, error, epochs=epochs))
+        history = []
+        if trial.checkpoint is not None:  # the epochs it did finish, as the local path keeps
+            with trial.checkpoint.as_directory() as d:
+                state = ckpt.load(d)
+                history = list(state["history"]) if state else []
+        if history:
+            write_history(self.study_root, cfg.trial_id, history)
+        write_trial(self.study_root, cfg.trial_id,
+                    failure_rows(cfg, error, epochs=len(history)))
         self.failures[cfg.trial_id] = error
         self.progress.finish(cfg, False, error)
 
