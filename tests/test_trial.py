@@ -3,7 +3,6 @@ failures, and `ablate trial` writing the design.md result files."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np

@@ -19,7 +19,3 @@ def make_coord(r: int, device=None, dtype=torch.float32) -> Tensor:
     yy, xx = torch.meshgrid(c, c, indexing="ij")
     return torch.stack([yy, xx], dim=-1).reshape(r * r, 2)
 
-
-def pixel_width(r: int) -> float:
-    """Width of one pixel at resolution r, in coordinate units."""
-    return 1.0 / r

@@ -31,7 +31,6 @@ class Progress:
         self.done = self.failed = 0
         self.running: dict[str, _Running] = {}
         self.t0 = time.monotonic()
-        self.epochs_done = 0
         self.live = self.stream.isatty() if live is None else live
         self._live = None
 
@@ -57,8 +56,6 @@ class Progress:
 
     def epoch(self, cfg: TrialConfig, epoch: int, loss: float, psnr: float, img_per_s: float) -> None:
         r = self.running.setdefault(cfg.trial_id, _Running(cfg))
-        if epoch > r.epoch:
-            self.epochs_done += 1
         r.epoch, r.loss, r.psnr, r.img_per_s = epoch, loss, psnr, img_per_s
         self._line(f"epoch    {self._name(cfg)} {epoch}/{cfg.train.epochs} loss {loss:.5f} "
                    f"PSNR {psnr:.2f} dB {img_per_s:.0f} img/s")
