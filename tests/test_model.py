@@ -13,14 +13,8 @@ from einops import rearrange
 from ablate.model import scan
 
 from ablate.data.coords import make_coord
-from ablate.model.decoder import (
-    CrossAttention,
-    GaussianFourierFeatures,
-    attention_reference,
-    locality_bias,
-    raster_position,
-)
-from ablate.model.inr import Latents, SRModel, build_model
+from ablate.model.decoder import CrossAttention, attention_reference
+from ablate.model.inr import SRModel, build_model
 from ablate.model.scan import BackendUnavailable
 from ablate.spec.config import ModelConfig
 
@@ -48,22 +42,21 @@ def grid(b: int, r: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_shapes_and_positions():
+def test_shapes():
     model = tiny_model()
     img = images(2)
     lat = model.encode(img)
-    assert isinstance(lat, Latents)
-    assert lat.tokens.shape == (2, 64, 32)
-    torch.testing.assert_close(lat.positions, make_coord(8))  # LP token i at patch i's centre
+    assert lat.shape == (2, 64, 32)  # (B, num_latents, dim)
     out = model.decode(lat, torch.rand(2, 100, 2))
     assert out.shape == (2, 100, 3) and torch.isfinite(out).all()
     assert model(img, grid(2, 32)).shape == (2, 1024, 3)
     assert model.scan_backend == "torch"
 
 
-def test_num_latents_must_equal_patches():
+def test_num_latents_free_except_for_2d_locality():
+    assert tiny_model(num_latents=16).encode(images(2)).shape == (2, 16, 32)  # raster: any m
     with pytest.raises(ValueError, match="num_latents = 16"):
-        tiny_model(num_latents=16)
+        tiny_model(num_latents=16, locality="2d")(images(1), torch.rand(1, 4, 2))
     with pytest.raises(ValueError, match="patch_size = 5"):
         tiny_model(patch_size=5)
 
@@ -128,34 +121,16 @@ def test_render_at_input_size_matches_forward_on_the_pixel_grid():
 # ---------------------------------------------------------------------------------------------
 
 
-def test_locality_2d_is_squared_distance():
-    positions = make_coord(4)  # 16 tokens
-    coords = positions[None, [5]]  # a query exactly at token 5's centre: (1, 1, 2)
-    bias = locality_bias(coords, positions, alpha=10.0, mode="2d", grid=4)  # (1, 1, 1, 16)
-    d2 = ((positions - positions[5]) ** 2).sum(-1)
-    torch.testing.assert_close(bias[0, 0, 0], -10.0 * d2)
-    assert bias[0, 0, 0].argmax() == 5
-
-
-def test_locality_raster_is_normalised_raster_index():
-    G = 4
-    positions = make_coord(G)
-    torch.testing.assert_close(raster_position(positions, G), torch.arange(16.0) / 16)
-    coords = positions[None, [5]]
-    bias = locality_bias(coords, positions, alpha=1.0, mode="raster", grid=G)[0, 0, 0]
-    assert bias[5] == 0
-    torch.testing.assert_close(bias[6], torch.tensor(-(1 / 16) ** 2))  # horizontal neighbour
-    torch.testing.assert_close(bias[9], torch.tensor(-(4 / 16) ** 2))  # vertical neighbour
-
-
-def test_locality_modes_both_run_and_differ():
+def test_locality_modes_run_and_differ():
     img, coords = images(2), torch.rand(2, 40, 2)
     out = {}
-    for mode in ("2d", "raster"):
+    for mode in ("2d", "raster", "none"):
         model = tiny_model(locality=mode)
         out[mode] = model(img, coords)
         assert out[mode].shape == (2, 40, 3) and torch.isfinite(out[mode]).all()
-    assert not torch.allclose(out["2d"], out["raster"])  # same weights (seed), other bias
+    # same weights (seed), other bias
+    assert not torch.allclose(out["2d"], out["raster"])
+    assert not torch.allclose(out["raster"], out["none"], atol=1e-7)
 
 
 def test_sdpa_matches_reference_attention():
@@ -174,34 +149,17 @@ def test_sdpa_matches_reference_attention():
     torch.testing.assert_close(fast, attn(x, context=ctx, bias=bias))
 
 
-def test_fourier_features_fixed_scaled_and_float32_under_autocast():
-    torch.manual_seed(123)
-    a = GaussianFourierFeatures(4096, sigma=16.0, seed=3)
-    torch.manual_seed(456)
-    b = GaussianFourierFeatures(4096, sigma=16.0, seed=3)
-    assert torch.equal(a.B, b.B)  # from its own seeded generator, not the global RNG
-    assert math.isclose(a.B.std().item(), 16.0, rel_tol=0.05)
-    x = torch.rand(5, 2)
-    feats = a(x)
-    assert feats.shape == (5, 8192)
-    torch.testing.assert_close(feats[:, :4096], torch.sin(x @ a.B.t()))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        low = a(x)
-    assert low.dtype == torch.float32 and torch.equal(low, feats)
-
-
-def test_bands_sorted_coarse_to_fine():
-    model = tiny_model(sigmas=(8.0, 128.0, 32.0))
-    assert [band.fourier.sigma for band in model.decoder.bands] == [8.0, 32.0, 128.0]
-
-
 # ---------------------------------------------------------------------------------------------
 # It learns
 # ---------------------------------------------------------------------------------------------
 
 
 def test_a_few_steps_on_one_image_reduce_the_loss():
-    """30 AdamW steps fit a smooth image well below its variance (more than its mean)."""
+    """100 AdamW steps fit a smooth image well below its variance (more than its mean).
+
+    The seed's decoder has no Fourier feature below 5 cycles/image (ω starts at 10 in
+    sin(π·x·ω)), so smooth ramps must come from the attention and the ReLUs: it takes more
+    steps, at a higher rate, than a decoder with low frequencies would."""
     model = tiny_model()
     y, x = make_coord(32).unbind(-1)
     target = torch.stack([
@@ -210,17 +168,17 @@ def test_a_few_steps_on_one_image_reduce_the_loss():
         0.1 + 0.8 * y,
     ], dim=-1)[None]  # (1, 1024, 3)
     img = rearrange(target, "b (h w) c -> b c h w", h=32)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     losses = []
-    for _ in range(30):
+    for _ in range(100):
         loss = F.mse_loss(model(img, grid(1, 32)), target)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
     variance = target.var(dim=1).mean().item()  # the loss of predicting the mean colour
-    assert losses[-1] < 0.1 * losses[0], losses
-    assert losses[-1] < 0.25 * variance, (losses, variance)
+    assert losses[-1] < 0.01 * losses[0], losses
+    assert losses[-1] < 0.1 * variance, (losses, variance)
 
 
 def test_position_code_is_fixed_and_distinct():

@@ -1,32 +1,32 @@
 """The decoder: RGB at continuous (y, x) query coordinates, given the LP tokens.
 
-Per query coordinate x = (y, x) in [0, 1] (`ablate.data.coords` convention):
+The seed's LA-INR decoder (trans-inr-master, `models/hyponets/lainr_mlp_bias.py`), exactly.
+Per query coordinate x = (y, x) in [0, 1]² (`ablate.data.coords` convention, pixel centres):
 
-    γ_σ(x) = [sin(x·Bᵀ), cos(x·Bᵀ)],  B ~ N(0, σ²) of shape (F, 2), fixed   (2F features)
-    q = W_q γ_{σ_q}(x)                                        the query (heads × head_dim)
-    a = CrossAttention(q, context=tokens, bias = −α·dist²(x, token position))   (dim)
-    bands σ_1 < σ_2 < … (coarse to fine), h_0 = 0:
-        h_k = γ_{σ_k}(x) ⊙ (U_k a + W_k h_{k-1} + b_k)                        (2F)
-        rgb = Σ_k head_k(h_k)                                                   (3)
+    γ_σ(x) = [sin(π·x·ω), cos(π·x·ω)],  ω = logspace(1, log10 σ, n), n = feature_dim / 4,
+             over both axes                                                 (feature_dim)
+    q   = ReLU(W_q γ_16(x))                                                 (dim)
+    m   = CrossAttention(q, context = LP tokens, bias = locality bias)      (dim)
+    per band k, in the order given (σ = [128, 32]: 128 first):
+        h_k = ReLU(E_k γ_σk(x));   m_k = ReLU(h_k + M_k m)                  (dim)
+    chain: v_0 = m_0,  v_k = ReLU(C_k (m_k + v_{k−1}))                      (dim)
+    rgb = Σ_k O_k v_k                                                       (3)
 
-σ is in radians per image side (coordinates span [0, 1], no 2π): a frequency row of B with norm
-σ completes σ/2π cycles across the image. The Fourier matrices are buffers drawn from fixed
-seeds (the query uses seed 0, band k seed k + 1), so they do not depend on the trial's seed and
-are saved in checkpoints.
+With dim 256, feature_dim 64 and two bands this is 380,166 parameters. The cross-attention is
+2 heads × 64: to_q and to_kv without bias, to_out with bias, scores · 64^-½ plus the bias,
+softmax over the LP tokens, which enter without a LayerNorm.
 
-Modulation: FiLM-style scaling only. Each band multiplies its Fourier features elementwise by
-an amplitude computed from the attention output and from the previous band's hidden (the
-chaining of a multiplicative filter network, Fathony et al. 2021): products of sinusoids hold
-sums of their frequencies, so band k can express detail up to the sum of the scales before it,
-and each band adds its own linear RGB head.
-
-Locality bias, added to the attention logits (α = `locality_alpha`):
-- ``2d``: dist² = (y_q − y_t)² + (x_q − x_t)², coordinate units, token t at its patch centre.
-- ``raster`` (the seed's): both the query and the token are mapped to a normalised raster
-  position on the G×G patch grid, ρ(y, x) = ((y·G − ½)·G + (x·G − ½)) / G², i.e. the
-  (continuous) row-major patch index divided by the number of patches; dist² = (ρ_q − ρ_t)².
-  A token at patch (r, c) gets ρ = (r·G + c)/G², a query at that patch's centre the same, so
-  horizontal neighbours are 1/G² apart and vertical ones 1/G.
+Locality bias (added to the attention scores; α = `model.locality_alpha`, m LP tokens, G×G
+patch grid; see `locality_bias`):
+- ``raster`` (the original): the query's patch index i = ⌊y·G⌋·G + ⌊x·G⌋ (clamped to the
+  grid), t = i / G²; LP token j at s_j = (j + ½)/m; bias = −α·(t − s_j)². t and s live in
+  [0, 1], so with α = 10 the bias spans at most 10 nats over the whole sequence, and the next
+  token's bias differs from the query's own token's by 2α/m² ≈ 3e-4 nats (m = 256): nearly
+  inert (the original's behaviour, kept as the default so that it can be measured).
+- ``2d``: d = the distance between the query and LP token j's patch centre **in patch
+  widths**; bias = −α·d². With α = 1 … 10 a query attends mostly to its own neighbourhood.
+  Needs one LP token per patch (token j at patch j, row-major).
+- ``none``: no bias.
 
 Attention runs through `F.scaled_dot_product_attention` with the float bias as `attn_mask`;
 `attention_reference` is the plain softmax formula beside it (`CrossAttention.use_sdpa`
@@ -43,46 +43,71 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
+from ablate.data.coords import make_coord
 from ablate.spec.config import ModelConfig
+
+LOCALITIES = ("raster", "2d", "none")
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
 
 
-class GaussianFourierFeatures(nn.Module):
-    """γ(x) = [sin(x·Bᵀ), cos(x·Bᵀ)], B ~ N(0, σ²) fixed: (..., 2) -> (..., 2F)."""
+class FourierFeatures(nn.Module):
+    """γ_σ(x) = [sin(π·x·ω), cos(π·x·ω)], ω = logspace(1, log10 σ, n): (..., 2) -> (..., 4n).
 
-    def __init__(self, n_freq: int, sigma: float, seed: int):
+    Layout: sines then cosines, each (y frequencies, then x frequencies), low to high."""
+
+    def __init__(self, feature_dim: int, sigma: float):
         super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.register_buffer("B", torch.randn(n_freq, 2, generator=g) * sigma)  # (F, 2)
+        if feature_dim % 4:
+            raise ValueError(f"model.feature_dim = {feature_dim} must be a multiple of 4 "
+                             "(sin and cos of n frequencies on each of 2 axes)")
+        self.n = feature_dim // 4
         self.sigma = sigma
 
+    def omega(self, dtype=torch.float32, device=None) -> Tensor:
+        """The n frequencies, 10 … σ log-spaced: (n,). Not a buffer: made in the coordinates'
+        dtype (float64 in the tests), and not saved in checkpoints (it follows the config)."""
+        return torch.logspace(1.0, math.log10(self.sigma), self.n, dtype=dtype, device=device)
+
     def forward(self, coords: Tensor) -> Tensor:
-        # float32 even under autocast: angles reach hundreds of radians, bf16 would garble them
+        # float32 (or float64) even under autocast: angles reach hundreds of radians, bf16
+        # would garble them
+        dtype = torch.promote_types(coords.dtype, torch.float32)
         with torch.autocast(coords.device.type, enabled=False):
-            proj = coords.float() @ self.B.float().t()  # (..., F)
-            return torch.cat([proj.sin(), proj.cos()], dim=-1)
+            omega = self.omega(dtype, coords.device)
+            angles = math.pi * coords.to(dtype)[..., None] * omega  # (..., 2, n)
+            angles = angles.flatten(-2)  # (..., 2n): y frequencies, then x
+            return torch.cat([angles.sin(), angles.cos()], dim=-1)  # (..., 4n)
 
 
-def raster_position(coords: Tensor, grid: int) -> Tensor:
-    """Normalised row-major patch index of (y, x) on a grid×grid patch grid: (..., 2) -> (...)."""
-    row = coords[..., 0] * grid - 0.5
-    col = coords[..., 1] * grid - 0.5
-    return (row * grid + col) / grid**2
+def raster_query_position(coords: Tensor, grid: int) -> Tensor:
+    """t = (⌊y·G⌋·G + ⌊x·G⌋) / G², the query's normalised raster patch index: (..., 2) -> (...).
+    Coordinates outside [0, 1) (jitter, the last pixel edge) are clamped to the grid."""
+    cell = (coords * grid).floor().clamp(0, grid - 1)  # (..., 2)
+    return (cell[..., 0] * grid + cell[..., 1]) / grid**2
 
 
-def locality_bias(coords: Tensor, positions: Tensor, alpha: float, mode: str, grid: int) -> Tensor:
-    """Additive attention bias −α·dist²: coords (B, Q, 2), positions (T, 2) -> (B, 1, Q, T)."""
-    if mode == "2d":
-        dy = coords[..., 0, None] - positions[:, 0]  # (B, Q, T)
-        dx = coords[..., 1, None] - positions[:, 1]
-        d2 = dy.square() + dx.square()
-    elif mode == "raster":
-        d2 = (raster_position(coords, grid)[..., None] - raster_position(positions, grid)).square()
+def locality_bias(coords: Tensor, mode: str, alpha: float, grid: int,
+                  num_latents: int) -> Tensor | None:
+    """The additive attention bias of `mode` (module docstring): coords (B, Q, 2) ->
+    (B, 1, Q, m) for m = num_latents LP tokens, or None for ``none``."""
+    if mode == "none":
+        return None
+    if mode == "raster":
+        t = raster_query_position(coords, grid)  # (B, Q)
+        s = (torch.arange(num_latents, device=coords.device, dtype=t.dtype) + 0.5) / num_latents
+        d2 = (t[..., None] - s).square()  # (B, Q, m)
+    elif mode == "2d":
+        if num_latents != grid * grid:
+            raise ValueError(f'model.locality = "2d" needs one LP token per patch: '
+                             f"model.num_latents = {num_latents}, the grid has {grid * grid}")
+        centres = make_coord(grid, device=coords.device, dtype=coords.dtype)  # (m, 2)
+        diff = (coords[..., None, :] - centres) * grid  # (B, Q, m, 2), in patch widths
+        d2 = diff.square().sum(-1)  # (B, Q, m)
     else:
-        raise ValueError(f"unknown locality {mode!r}; expected '2d' or 'raster'")
+        raise ValueError(f"model.locality = {mode!r}; expected one of {LOCALITIES}")
     return (-alpha * d2).unsqueeze(1)
 
 
@@ -126,22 +151,22 @@ class CrossAttention(nn.Module):
 
 
 class Band(nn.Module):
-    """One Fourier band: h = γ_σ(x) ⊙ (U a + W h_prev + b); rgb = head(h)."""
+    """One Fourier band k: m_k = ReLU(ReLU(E γ_σ(x)) + M m); v_k = m_k (first band) or
+    ReLU(C (m_k + v_{k−1})); rgb_k = O v_k."""
 
-    def __init__(self, cfg: ModelConfig, sigma: float, seed: int, chained: bool):
+    def __init__(self, cfg: ModelConfig, sigma: float, first: bool):
         super().__init__()
-        width = 2 * cfg.feature_dim
-        self.fourier = GaussianFourierFeatures(cfg.feature_dim, sigma, seed)
-        self.modulation = nn.Linear(cfg.dim, width)  # U, b: from the attention output
-        self.chain = nn.Linear(width, width, bias=False) if chained else None  # W
-        self.head = nn.Linear(width, 3)
+        self.fourier = FourierFeatures(cfg.feature_dim, sigma)
+        self.embed = nn.Linear(cfg.feature_dim, cfg.dim)  # E_k
+        self.modulate = nn.Linear(cfg.dim, cfg.dim)  # M_k, from the attention output m
+        self.chain = None if first else nn.Linear(cfg.dim, cfg.dim)  # C_k
+        self.out = nn.Linear(cfg.dim, 3)  # O_k
 
-    def forward(self, coords: Tensor, a: Tensor, h_prev: Tensor | None) -> tuple[Tensor, Tensor]:
-        m = self.modulation(a)  # (B, Q, 2F)
-        if self.chain is not None:
-            m = m + self.chain(h_prev)
-        h = self.fourier(coords) * m  # (B, Q, 2F)
-        return h, self.head(h)
+    def forward(self, coords: Tensor, m: Tensor, v_prev: Tensor | None) -> tuple[Tensor, Tensor]:
+        h = F.relu(self.embed(self.fourier(coords)))  # (B or 1, Q, dim)
+        m_k = F.relu(h + self.modulate(m))  # (B, Q, dim)
+        v = m_k if self.chain is None else F.relu(self.chain(m_k + v_prev))
+        return v, self.out(v)  # (B, Q, dim), (B, Q, 3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,32 +175,34 @@ class Band(nn.Module):
 
 
 class Decoder(nn.Module):
-    """tokens (B, T, dim), positions (T, 2), coords (B, Q, 2) -> rgb (B, Q, 3)."""
+    """LP tokens (B, m, dim), coords (B, Q, 2) -> rgb (B, Q, 3)."""
 
     def __init__(self, cfg: ModelConfig, grid: int):
         super().__init__()
-        if cfg.locality not in ("2d", "raster"):
-            raise ValueError(f"model.locality = {cfg.locality!r}; expected '2d' or 'raster'")
-        self.grid = grid  # patches per side (raster distance)
+        if cfg.locality not in LOCALITIES:
+            raise ValueError(f"model.locality = {cfg.locality!r}; expected one of {LOCALITIES}")
+        self.grid = grid  # patches per side
+        self.num_latents = cfg.num_latents
         self.alpha = cfg.locality_alpha
         self.locality = cfg.locality
-        self.query_fourier = GaussianFourierFeatures(cfg.feature_dim, cfg.query_sigma, seed=0)
-        self.attn = CrossAttention(2 * cfg.feature_dim, cfg.dim, cfg.heads, cfg.head_dim, cfg.dim)
-        sigmas = sorted(cfg.sigmas)  # coarse to fine
+        self.query_fourier = FourierFeatures(cfg.feature_dim, cfg.query_sigma)
+        self.query = nn.Linear(cfg.feature_dim, cfg.dim)
+        self.attn = CrossAttention(cfg.dim, cfg.dim, cfg.heads, cfg.head_dim, cfg.dim)
         self.bands = nn.ModuleList(
-            [Band(cfg, s, seed=k + 1, chained=k > 0) for k, s in enumerate(sigmas)]
+            [Band(cfg, s, first=k == 0) for k, s in enumerate(cfg.sigmas)]  # in the order given
         )
 
-    def forward(self, tokens: Tensor, positions: Tensor, coords: Tensor) -> Tensor:
+    def forward(self, tokens: Tensor, coords: Tensor) -> Tensor:
         # The same queries for every image (an expanded, stride-0 batch: the full grid, or a
-        # jitter draw shared by the batch): the bias and the Fourier features are computed once
-        # and broadcast, instead of B times.
+        # jitter draw shared by the batch): the bias, the Fourier features and everything that
+        # depends on the coordinates alone are computed once and broadcast, instead of B times.
         if coords.shape[0] > 1 and coords.stride(0) == 0:
             coords = coords[:1]  # (1, Q, 2)
-        bias = locality_bias(coords, positions, self.alpha, self.locality, self.grid)
-        a = self.attn(self.query_fourier(coords), context=tokens, bias=bias)  # (B, Q, dim)
-        h, rgb = None, 0.0
+        bias = locality_bias(coords, self.locality, self.alpha, self.grid, self.num_latents)
+        q = F.relu(self.query(self.query_fourier(coords)))  # (B or 1, Q, dim)
+        m = self.attn(q, context=tokens, bias=bias)  # (B, Q, dim)
+        v, rgb = None, 0.0
         for band in self.bands:
-            h, out = band(coords, a, h)
+            v, out = band(coords, m, v)
             rgb = rgb + out  # (B, Q, 3)
         return rgb

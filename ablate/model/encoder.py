@@ -1,14 +1,15 @@
 """The encoder: a 32×32 image to latent ("LP") tokens placed at patch centres.
 
     img (B, 3, s, s) ─ patches of p×p ─ linear + fixed Fourier position code ─ P patch tokens
-    interleave with P learnable LP tokens: [p0, l0, p1, l1, …]              (B, 2P, dim)
-    depth × [x + BiMamba(LN(x)); x + MLP(LN(x))]                            (B, 2P, dim)
-    final LayerNorm, keep the LP tokens                                     (B, P, dim)
+    interleave with m learnable LP tokens, equidistantly                   (B, P + m, dim)
+    depth × [x + BiMamba(LN(x)); x + MLP(LN(x))]                            (B, P + m, dim)
+    final LayerNorm, keep the LP tokens                                     (B, m, dim)
 
-LP token i follows patch token i in the sequence and sits at patch i's centre, which is the
-position the decoder's locality bias uses (`positions`, (P, 2), (y, x) in [0, 1], the same
-convention as `ablate.data.coords.make_coord`). There is one LP token per patch: the config's
-`num_latents` must equal the number of patches.
+The interleaving is the seed's (`models/mamba_lainr_inr.py`): in the sequence of T = P + m
+tokens, LP token j sits at position `torch.linspace(0, T − 1, m).long()[j]` and the patch
+tokens fill the other positions in raster order; the LP outputs are read back from those
+positions (`lp_index`). With P = m = 256 the LP tokens sit at 0, 2, 4, … and the last at 511.
+The LP tokens are a (m, dim) parameter drawn from N(0, 1), with no position code of their own.
 
 The position code is fixed (no parameters): sin/cos of 2π·f·y and 2π·f·x for dim // 4
 frequencies f spaced geometrically from 1 to G/2 cycles per image (G patches per side, so the
@@ -41,6 +42,18 @@ def fourier_position_code(positions: Tensor, dim: int, grid: int) -> Tensor:
     return nn.functional.pad(code, (0, dim - code.shape[1]))
 
 
+def interleave_index(n_patches: int, num_latents: int) -> tuple[Tensor, Tensor]:
+    """Sequence positions of the LP tokens, (m,), and of the patch tokens, (P,), in a sequence
+    of P + m: LP j at `linspace(0, T − 1, m).long()[j]`, patches in the others, in order."""
+    T = n_patches + num_latents
+    lp = torch.linspace(0, T - 1, num_latents).long()
+    is_lp = torch.zeros(T, dtype=torch.bool)
+    is_lp[lp] = True
+    if int(is_lp.sum()) != num_latents:  # cannot happen for P ≥ 0 (the step is ≥ 1); guard
+        raise ValueError(f"LP positions collide for {n_patches} patches, {num_latents} latents")
+    return lp, (~is_lp).nonzero().squeeze(1)
+
+
 class MLP(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
@@ -68,7 +81,7 @@ class Block(nn.Module):
 
 
 class Encoder(nn.Module):
-    """img (B, 3, s, s) in [0, 1] -> LP tokens (B, P, dim); `positions` (P, 2) is a buffer."""
+    """img (B, 3, s, s) in [0, 1] -> LP tokens (B, m, dim)."""
 
     def __init__(self, cfg: ModelConfig, input_size: int):
         super().__init__()
@@ -80,18 +93,15 @@ class Encoder(nn.Module):
             )
         self.grid = input_size // p  # patches per side
         n_patches = self.grid**2
-        if cfg.num_latents != n_patches:
-            raise ValueError(
-                f"model.num_latents = {cfg.num_latents}, but a {input_size}×{input_size} input "
-                f"in {p}×{p} patches has {n_patches} patches, and there is one LP token per "
-                f"patch: set model.num_latents = {n_patches}"
-            )
         self.patch_size = p
         self.patch_embed = nn.Linear(3 * p * p, cfg.dim)
-        positions = make_coord(self.grid)  # (P, 2) patch centres, row-major
-        self.register_buffer("positions", positions)
-        self.register_buffer("pos_code", fourier_position_code(positions, cfg.dim, self.grid))
-        self.latents = nn.Parameter(torch.randn(n_patches, cfg.dim) * 0.02)  # (P, dim)
+        self.register_buffer(
+            "pos_code", fourier_position_code(make_coord(self.grid), cfg.dim, self.grid)
+        )  # (P, dim), patch centres in raster order
+        self.latents = nn.Parameter(torch.randn(cfg.num_latents, cfg.dim))  # (m, dim), N(0, 1)
+        lp_index, patch_index = interleave_index(n_patches, cfg.num_latents)
+        self.register_buffer("lp_index", lp_index, persistent=False)  # (m,)
+        self.register_buffer("patch_index", patch_index, persistent=False)  # (P,)
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
         self.norm = nn.LayerNorm(cfg.dim)
 
@@ -99,9 +109,11 @@ class Encoder(nn.Module):
         x = rearrange(img * 2 - 1, "b c (h p1) (w p2) -> b (h w) (c p1 p2)",
                       p1=self.patch_size, p2=self.patch_size)  # (B, P, 3p²)
         x = self.patch_embed(x) + self.pos_code  # (B, P, dim)
-        lat = self.latents.expand(x.shape[0], -1, -1)  # (B, P, dim)
-        x = rearrange(torch.stack([x, lat], dim=2), "b p two d -> b (p two) d")  # (B, 2P, dim)
+        B, P, D = x.shape
+        m = self.latents.shape[0]
+        seq = x.new_empty(B, P + m, D)
+        seq[:, self.patch_index] = x
+        seq[:, self.lp_index] = self.latents.to(x.dtype)  # broadcast over the batch
         for block in self.blocks:
-            x = block(x)
-        x = self.norm(x)
-        return x[:, 1::2]  # the LP tokens: (B, P, dim)
+            seq = block(seq)
+        return self.norm(seq[:, self.lp_index])  # the LP tokens: (B, m, dim)

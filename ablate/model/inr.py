@@ -16,8 +16,6 @@ Nothing here names a device: it comes from the inputs and the parameters.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn as nn
 from einops import rearrange
@@ -29,11 +27,6 @@ from ablate.model.encoder import Encoder
 from ablate.model.mamba import Mamba
 from ablate.model.scan import resolve_backend
 from ablate.spec.config import ModelConfig
-
-
-class Latents(NamedTuple):
-    tokens: Tensor  # (B, P, dim) LP tokens
-    positions: Tensor  # (P, 2) their (y, x) positions: the patch centres
 
 
 class SRModel(nn.Module):
@@ -64,15 +57,16 @@ class SRModel(nn.Module):
         """The backend the scans run on, for the parameters' device."""
         return resolve_backend(self._backend, next(self.parameters()).device)
 
-    def encode(self, img: Tensor) -> Latents:
+    def encode(self, img: Tensor) -> Tensor:
+        """The LP tokens of img: (B, 3, s, s) -> (B, num_latents, dim)."""
         if img.shape[-2:] != (self.input_size, self.input_size):
             raise ValueError(
                 f"expected {self.input_size}×{self.input_size} inputs, got {tuple(img.shape)}"
             )
-        return Latents(self.encoder(img), self.encoder.positions)
+        return self.encoder(img)
 
-    def decode(self, latents: Latents, coords: Tensor) -> Tensor:
-        return self.decoder(latents.tokens, latents.positions, coords)  # (B, Q, 3)
+    def decode(self, latents: Tensor, coords: Tensor) -> Tensor:
+        return self.decoder(latents, coords)  # (B, Q, 3)
 
     def forward(self, img: Tensor, coords: Tensor) -> Tensor:
         return self.decode(self.encode(img), coords)

@@ -137,6 +137,7 @@ class ModelConfig:
     dim: int = _f(256, min=8)  # token width
     depth: int = _f(6, min=1)  # bidirectional Mamba + MLP blocks
     num_latents: int = _f(256, min=1)  # learnable latent ("LP") tokens, interleaved
+    #   equidistantly with the patch tokens (ablate/model/encoder.py)
     d_state: int = _f(16, min=1)  # Mamba SSM state size N
     d_conv: int = _f(4, min=1)  # Mamba depthwise conv width
     expand: int = _f(2, min=1)  # Mamba inner width = expand · dim
@@ -144,14 +145,20 @@ class ModelConfig:
     mamba_backend: Literal["auto", "torch", "fused", "reference"] = "auto"  # selective scan:
     #   fused (mamba-ssm CUDA kernels), torch (chunked pure-PyTorch scan), reference (slow loop),
     #   auto (fused where it imports on CUDA, else torch). Not part of the trial id.
-    query_sigma: float = _f(16.0, gt=0.0)  # Fourier-feature scale of the decoder's query
+    query_sigma: float = _f(16.0, gt=0.0)  # Fourier scale σ_q of the decoder's query features
     heads: int = _f(2, min=1)  # cross-attention heads
     head_dim: int = _f(64, min=1)  # width per head
-    locality_alpha: float = _f(10.0, min=0.0)  # attention bias −α·distance² to a token's patch
-    locality: Literal["2d", "raster"] = "2d"  # 2-D (y, x) distance, or the seed's 1-D raster one
+    decoder: Literal["lainr"] = "lainr"  # the seed's LA-INR decoder (ablate/model/decoder.py):
+    #   the only one; named so that a result says which decoder made it
+    locality: Literal["raster", "2d", "none"] = "raster"  # attention bias to the LP tokens:
+    #   raster (the seed's: −α·(t − s_j)², t the query's patch index / G², s_j = (j + ½)/m;
+    #   nearly inert at α = 10), 2d (−α·d², d to token j's patch centre in patch widths; needs
+    #   num_latents = patches), none
+    locality_alpha: float = _f(10.0, min=0.0)  # α of the locality bias
     sigmas: tuple[float, ...] = _f((128.0, 32.0), gt=0.0, nonempty=True)  # band Fourier scales
-    #   (radians per image side); the bands run coarse-to-fine, i.e. smallest σ first
-    feature_dim: int = _f(64, min=1)  # Fourier features per band
+    #   σ, in the order given (the first band starts the chain): ω = logspace(1, log10 σ) in
+    #   sin(π·x·ω), so the band's top frequency is σ/2 cycles per image side
+    feature_dim: int = _f(64, min=4)  # Fourier features per band and query (a multiple of 4)
     query_chunk: int = _f(16384, min=1)  # queries decoded per chunk at evaluation (memory only)
 
 

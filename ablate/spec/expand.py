@@ -118,10 +118,13 @@ def check(study: C.Study, data: C.DataConfig, model: C.ModelConfig, train: C.Tra
             f"got {model.patch_size}")
     else:
         patches = (data.input_size // model.patch_size) ** 2
-        if model.num_latents != patches:
-            add("model", "num_latents", f"must equal the number of patches, (input_size / "
-                f"patch_size)² = {patches}: latent tokens are interleaved one per patch, got "
-                f"{model.num_latents}")
+        if model.locality == "2d" and model.num_latents != patches:
+            add("model", "num_latents", f'model.locality = "2d" places LP token j at patch j: '
+                f"it needs num_latents = (input_size / patch_size)² = {patches}, got "
+                f'{model.num_latents} (or use locality = "raster" or "none")')
+    if model.feature_dim % 4:
+        add("model", "feature_dim", f"must be a multiple of 4 (sin and cos of feature_dim / 4 "
+            f"frequencies on each axis), got {model.feature_dim}")
     ms, cur = train.multiscale, train.curriculum
     limit = data.hr_size if not cifar else 32
     if ms.mode != "off":
