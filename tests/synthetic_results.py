@@ -53,8 +53,8 @@ class Variant:
 _INT = {"variant_order", "seed", "resolution", "epochs"}
 _FLOAT = {
     "jitter_std", "psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "hf_energy_ratio",
-    "band_error_ratio", "band_coherence", "band_coherence_bicubic", "train_seconds",
-    "train_img_per_s",
+    "band_error_ratio", "band_coherence", "band_coherence_bicubic", "psnr_lr_consistency",
+    "psnr_lr_floor", "train_seconds", "train_img_per_s",
 }
 TRIAL_SCHEMA = pa.schema(
     [
@@ -115,6 +115,9 @@ def trial_rows(
             "band_error_ratio": 1.0 - variant.effect / 4 if above else float("nan"),
             "band_coherence": 0.3 + variant.effect / 10 if above else float("nan"),
             "band_coherence_bicubic": 0.3 if above else float("nan"),
+            "psnr_lr_consistency": (MODEL_PSNR.get(input_size, 30.0) + variant.effect
+                                    if r >= input_size else float("nan")),
+            "psnr_lr_floor": 28.0 if r >= input_size else float("nan"),
             "verdict": variant.verdict if above else "n/a",
             "epochs": epochs, "train_seconds": 12.5, "train_img_per_s": 800.0,
             "device": "cpu", "mamba_backend": "torch", "code_version": "0.1.0+synthetic",
@@ -122,7 +125,8 @@ def trial_rows(
         }
         if failed:
             for c in ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "hf_energy_ratio",
-                      "band_error_ratio", "band_coherence", "band_coherence_bicubic"):
+                      "band_error_ratio", "band_coherence", "band_coherence_bicubic",
+                      "psnr_lr_consistency", "psnr_lr_floor"):
                 row[c] = float("nan")
             row["verdict"] = "n/a"
         if values is not None:

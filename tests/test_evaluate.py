@@ -12,7 +12,8 @@ from data_fixtures import write_cifar
 
 from ablate.data.dataset import build_data
 from ablate.metrics.evaluate import METRIC_KEYS, evaluate
-from ablate.metrics.image import bicubic_upsample
+from ablate.metrics.image import bicubic_upsample, psnr
+from ablate.metrics.verdict import lr_floor
 from ablate.results.schema import SPECTRA_COLUMNS, TRIAL_COLUMNS
 
 CFG_KW = dict(
@@ -68,6 +69,7 @@ def test_bicubic_model_rows(setup):
     at_input = res.row(16)  # nothing to upsample: bicubic and band metrics are not applicable
     assert at_input["psnr"] == 100.0 and at_input["ssim"] == pytest.approx(1.0)
     assert all(math.isnan(at_input[k]) for k in METRIC_KEYS[3:9]) and at_input["verdict"] == "n/a"
+    assert at_input["psnr_lr_consistency"] == 100.0  # the input reproduced exactly: fit
 
     for r in (32, 64):
         row = res.row(r)
@@ -88,6 +90,34 @@ def test_oracle_is_true_sr_and_noise_is_hallucination(setup):
     bad = evaluate(oracle(test, noise=0.15), test, cfg)
     assert bad.row(64)["verdict"] == "hallucination"
     assert bad.row(64)["psnr"] < bad.row(64)["psnr_bicubic"]
+
+
+def test_fitness_gate_against_the_inputs_half_resolution_copy(setup):
+    cfg, test = setup
+    s = cfg.input_size
+    # the floor, computed independently: 16 → 8 (antialiased bicubic) → 16 (bicubic), PSNR
+    half = torch.nn.functional.interpolate(test.inputs, size=(s // 2, s // 2), mode="bicubic",
+                                           align_corners=False, antialias=True).clamp(0, 1)
+    up = torch.nn.functional.interpolate(half, size=(s, s), mode="bicubic",
+                                         align_corners=False).clamp(0, 1)
+    floor = float(psnr(up, test.inputs).mean())
+    assert float(lr_floor(test.inputs).mean()) == pytest.approx(floor, abs=1e-9)
+    assert 15 < floor < 45
+
+    # a model that holds only a quarter-resolution copy of its input does not fit it: unfit at
+    # every resolution, whatever its spectrum would say
+    blurry = evaluate(lambda x, r: bicubic_upsample(bicubic_upsample(
+        torch.nn.functional.interpolate(x, size=(s // 4, s // 4), mode="area"), s), r), test, cfg)
+    for r in (16, 32, 64):
+        row = blurry.row(r)
+        assert row["psnr_lr_floor"] == pytest.approx(floor)
+        assert row["psnr_lr_consistency"] < floor and row["verdict"] == "unfit"
+    # the ground truth given as the prediction passes the gate and is true_sr (as bicubic passes
+    # it and is resampling: test_bicubic_model_rows)
+    good = evaluate(oracle(test), test, cfg)
+    for r in (32, 64):
+        assert good.row(r)["psnr_lr_consistency"] > good.row(r)["psnr_lr_floor"] + 10
+        assert good.row(r)["verdict"] == "true_sr"
 
 
 def test_predictions_are_clamped_and_shapes_checked(setup):
@@ -135,7 +165,7 @@ def test_no_ground_truth_is_missing_not_faked(tmp_path):
     assert {r for _, r in render.calls} == {32}  # the model is never asked for 64 or 128
     for r in (64, 128):
         row = res.row(r)
-        assert all(math.isnan(row[k]) for k in METRIC_KEYS[1:9]) and row["verdict"] == "n/a"
+        assert all(math.isnan(row[k]) for k in METRIC_KEYS[1:11]) and row["verdict"] == "n/a"
     assert res.row(32)["psnr"] == 100.0
     assert res.sample_resolution == 32 and res.samples["truth"].shape == (4, 3, 32, 32)
     assert res.spectra == []

@@ -11,18 +11,25 @@ import torch.nn.functional as F
 from ablate.data.dataset import build_data, downsample
 from ablate.metrics.image import bicubic_upsample
 from ablate.metrics.spectrum import (
-    HALLUCINATION_MIN_ENERGY_RATIO,
-    HALLUCINATION_MIN_ERROR_RATIO,
-    TRUE_SR_MAX_ERROR_RATIO,
-    TRUE_SR_MIN_COHERENCE_GAIN,
     band_energy,
     band_mask,
     band_metrics,
     hann2d,
     radial_spectrum,
     spectrum,
-    verdict,
 )
+from ablate.metrics.verdict import (
+    HALLUCINATION_MIN_ENERGY_RATIO,
+    HALLUCINATION_MIN_ERROR_RATIO,
+    TRUE_SR_MAX_ERROR_RATIO,
+    TRUE_SR_MIN_COHERENCE_GAIN,
+)
+from ablate.metrics.verdict import verdict as _verdict
+
+
+def verdict(e, h, c, cb, lr=math.nan, floor=math.nan):
+    """The band rule (the fitness gate is tested in test_evaluate.py: NaN skips it here)."""
+    return _verdict(e, h, c, cb, psnr_lr_consistency=lr, psnr_lr_floor=floor)
 from ablate.spec.config import DataConfig
 
 S = 32  # input size: Nyquist 16 cycles/image
@@ -145,3 +152,13 @@ def test_verdict_rule_thresholds():
     assert verdict(5.0, h - 0.01, 0.0, cb) == "resampling"  # error up, but nothing added
     assert verdict(math.nan, 1.0, 0.5, cb) == "n/a"
     assert verdict(1.0, 1.0, math.nan, cb) == "n/a"
+
+
+def test_unfit_is_decided_first():
+    cb = 0.1
+    sr = (0.1, 3.0, 0.9, cb)  # band figures of a clear true_sr
+    assert verdict(*sr, lr=30.0, floor=29.9) == "true_sr"
+    assert verdict(*sr, lr=30.0, floor=30.0) == "true_sr"  # equal to the floor: passes
+    assert verdict(*sr, lr=29.9, floor=30.0) == "unfit"  # whatever the spectrum says
+    assert verdict(math.nan, math.nan, math.nan, math.nan, lr=20.0, floor=30.0) == "unfit"
+    assert verdict(math.nan, math.nan, math.nan, math.nan, lr=31.0, floor=30.0) == "n/a"

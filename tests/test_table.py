@@ -37,7 +37,11 @@ A = {32: [30.0, 30.2, 29.9], 64: [26.0, 26.3, 25.8]}
 B = {32: [30.2, 30.45, 30.12], 64: [26.45, 26.80, 26.35]}  # Δ64 = 0.5 + (−0.05, 0, +0.05)
 C = {32: [30.0, 30.25, 29.88], 64: [25.9, 26.6, 25.9]}
 VALUES = {"A": A, "B": B, "C": C}
-VERDICTS_B64 = ["true_sr", "true_sr", "resampling"]
+VERDICTS_B64 = ["true_sr", "true_sr", "unfit"]
+# the verdict basis of B at 64, per seed (its means are checked by --detail)
+BASIS_B64 = {"psnr_lr_consistency": [31.0, 32.0, 27.0], "psnr_lr_floor": [28.0, 28.0, 28.0],
+             "hf_energy_ratio": [3.0, 4.0, 8.0], "band_error_ratio": [0.5, 0.6, 1.3],
+             "band_coherence": [0.6, 0.7, 0.2], "band_coherence_bicubic": [0.3, 0.3, 0.3]}
 HAND_VARIANTS = (Variant("A", "Alpha"), Variant("B", "Beta"), Variant("C", "Gamma"))
 
 
@@ -45,6 +49,7 @@ def _hand_values(variant, grid, seed, r):
     out = {"psnr": VALUES[variant][r][seed], "psnr_bicubic": 27.0 if r == 64 else float("nan")}
     if variant == "B" and r == 64:
         out["verdict"] = VERDICTS_B64[seed]
+        out.update({c: v[seed] for c, v in BASIS_B64.items()})
     return out
 
 
@@ -139,10 +144,44 @@ def test_paired_t_pvalue_is_ttest_rel():
 
 
 def test_verdict_counts_across_seeds(hand_table):
-    assert _row(hand_table, "B").verdicts[64] == {"true_sr": 2, "resampling": 1}
+    assert _row(hand_table, "B").verdicts[64] == {"true_sr": 2, "unfit": 1}
     text = render([hand_table], "text")
-    assert "true_sr 2/3, resampling 1/3" in text
+    assert "true_sr 2/3, unfit 1/3" in text  # unfit counts like the other verdicts
     assert 32 not in _row(hand_table, "B").verdicts  # no verdict at the input size
+
+
+def test_detail_shows_each_verdicts_basis_in_every_format(hand_dir, hand_table):
+    means = {c: statistics.mean(v) for c, v in BASIS_B64.items()}
+    basis = _row(hand_table, "B").basis[64]
+    assert basis == pytest.approx(means)
+    out = {}
+    for fmt in ("text", "markdown", "csv", "json", "latex"):
+        res = runner.invoke(app, ["table", str(hand_dir), "--format", fmt, "--detail"])
+        assert res.exit_code == 0, res.output
+        out[fmt] = res.stdout
+    # the human formats: a second table, one line per variant at 64, with the means
+    beta = f"| Beta | 64 | true_sr 2/3, unfit 1/3 | {means['psnr_lr_consistency']:.2f} (28.00) | "
+    beta += f"{means['hf_energy_ratio']:.3g} | {means['band_error_ratio']:.3f} | "
+    beta += f"{means['band_coherence']:.3f} (0.300) |"
+    assert beta in out["markdown"]
+    assert "what the verdicts were decided from" in out["text"]
+    assert "unfit when the LR PSNR" in out["text"] and "0.9" in out["text"]
+    assert f"{means['band_error_ratio']:.3f}" in out["text"]
+    assert out["latex"].count("\\begin{tabular}") == 2
+    detail_tex = out["latex"].split("--detail")[1]
+    body = [ln for ln in detail_tex.splitlines() if ln.endswith("\\\\")]
+    assert len(body) == 1 + 3 and all(_unescaped(ln, "&") == 6 for ln in body)
+    # machine formats: the same figures as fields
+    df = pd.read_csv(io.StringIO(out["csv"]))
+    b64 = df[(df.variant == "B") & (df.resolution == 64)].iloc[0]
+    for c, m in means.items():
+        assert b64[c] == pytest.approx(m)
+    cell = next(c for row in json.loads(out["json"])["studies"][0]["rows"]
+                if row["variant"] == "B" for c in row["cells"] if c["resolution"] == 64)
+    assert cell["basis"] == pytest.approx(means)
+    # without --detail, none of it
+    plain = runner.invoke(app, ["table", str(hand_dir), "--format", "markdown"]).stdout
+    assert "decided from" not in plain
 
 
 def test_baseline_option_changes_the_reference(hand_dir):

@@ -73,7 +73,11 @@ def test_rows_have_design_columns_and_bicubic_beside_model(tiny_study):
     at_input, above = res.rows
     assert math.isnan(at_input["psnr_bicubic"])  # nothing to upsample at the input size
     assert not math.isnan(above["psnr_bicubic"]) and not math.isnan(above["psnr"])
-    assert above["verdict"] in ("true_sr", "resampling", "hallucination")
+    # a 2-epoch tiny model: the gate decides first, and the verdict follows from the row
+    assert above["psnr_lr_floor"] == at_input["psnr_lr_floor"] > 10
+    fit = above["psnr_lr_consistency"] >= above["psnr_lr_floor"]
+    assert (above["verdict"] == "unfit") == (not fit)
+    assert above["verdict"] in ("unfit", "true_sr", "resampling", "hallucination")
     assert set(HISTORY_COLUMNS) <= set(res.history[0])
 
 

@@ -15,12 +15,16 @@ def table(
     metric: str = typer.Option("psnr", "--metric", help="psnr | ssim."),
     baseline: str = typer.Option(None, "--baseline", help="Variant that Δ compares against "
                                  "(default: the spec's baseline, else the first variant)."),
+    detail: bool = typer.Option(False, "--detail", help="Also show what each verdict was "
+                                "decided from: LR-consistency PSNR vs its floor, in-band "
+                                "energy and error ratios, coherence (every format)."),
 ) -> None:
     """Print the comparison table of a study, running or done.
 
     Per eval resolution: mean ± std over seeds, and Δ vs the baseline
     (paired by seed) with a 95 % bootstrap interval and a significance mark
-    (paired t-test, Holm-corrected); verdict counts across seeds.
+    (paired t-test, Holm-corrected); verdict counts across seeds
+    (unfit | true_sr | resampling | hallucination); --detail shows their basis.
     Reads only the Parquet files: partial results are counted, failures listed.
     Exit 0; 2 when there are no results or an option is wrong.
     """
@@ -37,9 +41,9 @@ def table(
     except (NoResults, UnknownBaseline) as e:
         fail(f"ablate table: {e}")
     if format == "text":
-        print_text(tables)
+        print_text(tables, detail=detail)
         return
-    typer.echo(render(tables, format), nl=False)
+    typer.echo(render(tables, format, detail), nl=False)
     if format in ("csv", "json"):  # keep stdout parseable: notes and failures go to stderr
         for t in tables:
             for line in footer_lines(t):

@@ -7,11 +7,15 @@
 Per resolution r (s = input size):
   no ground truth (r above the HR side, e.g. CIFAR at 64): every metric NaN, verdict "n/a" —
       missing, never faked; the model is not even run.
-  r ≤ s: PSNR/SSIM of the model against the truth; nothing to upsample, so the bicubic metrics
-      and the band metrics are NaN and the verdict "n/a".
-  r > s: model and bicubic PSNR/SSIM (means of per-image values), the band metrics and the
-      verdict of ablate.metrics.spectrum, and the radially averaged spectra of truth, bicubic
-      and model for the plots.
+  r < s: PSNR/SSIM of the model against the truth; everything else NaN, verdict "n/a".
+  r = s: PSNR/SSIM, and the fitness gate's figures (ablate.metrics.verdict):
+      psnr_lr_consistency (here the PSNR against the input itself) and psnr_lr_floor (the
+      input's half-resolution copy); nothing to upsample, so the bicubic and band metrics are
+      NaN, and the verdict is "unfit" or "n/a".
+  r > s: model and bicubic PSNR/SSIM (means of per-image values), the gate's figures (the
+      prediction downsampled back to s), the band metrics and the verdict of
+      ablate.metrics.verdict, and the radially averaged spectra of truth, bicubic and model
+      for the plots.
 Predictions are clamped to [0, 1] before any metric.
 """
 
@@ -29,7 +33,8 @@ from torch import Tensor
 
 from ablate.data.dataset import TestData
 from ablate.metrics.image import bicubic_upsample, psnr, ssim
-from ablate.metrics.spectrum import band_metrics, radial_spectrum, verdict
+from ablate.metrics.spectrum import band_metrics, radial_spectrum
+from ablate.metrics.verdict import lr_consistency, lr_floor, verdict
 from ablate.results.schema import SPECTRA_COLUMNS
 from ablate.spec.config import DataConfig
 
@@ -43,6 +48,8 @@ METRIC_KEYS = (
     "band_error_ratio",
     "band_coherence",
     "band_coherence_bicubic",
+    "psnr_lr_consistency",
+    "psnr_lr_floor",
     "verdict",
 )
 PREDICTIONS_FILE = "predictions.npz"
@@ -123,6 +130,7 @@ def evaluate(
     rows, spectra, predictions = [], [], {}
     with_truth = [r for r in cfg.eval_resolutions if test.has_truth(r)]
     top = max(with_truth) if with_truth else None
+    floor = float(lr_floor(test.inputs).mean())  # the fitness gate's threshold (verdict.py)
 
     for r in cfg.eval_resolutions:
         row = empty_row(r)
@@ -135,16 +143,22 @@ def evaluate(
             predictions[r] = pred[:n_samples]
         row["psnr"] = float(psnr(pred, truth).mean())
         row["ssim"] = float(ssim(pred, truth).mean())
-        if r <= s:
+        if r < s:
             continue
-        bic = bicubic_upsample(test.inputs, r)
-        row["psnr_bicubic"] = float(psnr(bic, truth).mean())
-        row["ssim_bicubic"] = float(ssim(bic, truth).mean())
-        row.update(band_metrics(pred, bic, truth, s))
+        row["psnr_lr_consistency"] = float(lr_consistency(pred, test.inputs).mean())
+        row["psnr_lr_floor"] = floor
+        if r > s:
+            bic = bicubic_upsample(test.inputs, r)
+            row["psnr_bicubic"] = float(psnr(bic, truth).mean())
+            row["ssim_bicubic"] = float(ssim(bic, truth).mean())
+            row.update(band_metrics(pred, bic, truth, s))
         row["verdict"] = verdict(
             row["band_error_ratio"], row["hf_energy_ratio"], row["band_coherence"],
-            row["band_coherence_bicubic"],
+            row["band_coherence_bicubic"], psnr_lr_consistency=row["psnr_lr_consistency"],
+            psnr_lr_floor=row["psnr_lr_floor"],
         )
+        if r == s:
+            continue
         for kind, imgs in (("truth", truth), ("bicubic", bic), ("model", pred)):
             spectra += _spectra_rows(r, kind, imgs)
 

@@ -26,7 +26,7 @@ For real images Σ P·T* over the conjugate-symmetric band is real, so the coher
 squared correlation (cosine similarity) of the band-passed, windowed model and truth images:
 1 when the model's in-band content is the truth up to a scale, ~0 when unrelated.
 
-The verdict is in `verdict` (rule and thresholds in its docstring).
+The verdict built on these is in `ablate.metrics.verdict` (rule and thresholds there).
 """
 
 from __future__ import annotations
@@ -36,15 +36,6 @@ import math
 import numpy as np
 import torch
 from torch import Tensor
-
-# Verdict thresholds (see `verdict`).
-TRUE_SR_MAX_ERROR_RATIO = 0.9  # in-band error at most 90% of bicubic's ("clearly below")
-TRUE_SR_MIN_COHERENCE_GAIN = 0.05  # and coherence with the truth at least 0.05 above bicubic's
-HALLUCINATION_MIN_ENERGY_RATIO = 1.5  # in-band energy ≥ 1.5 × bicubic's counts as "extra"
-HALLUCINATION_MIN_ERROR_RATIO = 1.05  # … and it disagrees: in-band error ≥ 1.05 × bicubic's
-
-VERDICTS = ("true_sr", "resampling", "hallucination", "n/a")
-
 
 def _acc(device: torch.device) -> tuple[torch.dtype, torch.dtype]:
     if device.type == "mps":
@@ -144,53 +135,3 @@ def band_metrics(
 
 def _div(a: float, b: float) -> float:
     return a / b if b > 0 and math.isfinite(b) else math.nan
-
-
-def verdict(
-    band_error_ratio: float,
-    hf_energy_ratio: float,
-    band_coherence: float,
-    band_coherence_bicubic: float,
-) -> str:
-    """true_sr | resampling | hallucination | n/a, for one trial at one resolution.
-
-    A function of the four row columns, so a reader can recompute it from a results file.
-    Rule, in order (thresholds are the module constants):
-      n/a            any input is NaN (no band: r ≤ input size, or no ground truth).
-      true_sr        band_error_ratio ≤ TRUE_SR_MAX_ERROR_RATIO (0.9)
-                     and band_coherence ≥ band_coherence_bicubic + TRUE_SR_MIN_COHERENCE_GAIN
-                     (0.05): the in-band error is clearly below bicubic's *and* the in-band
-                     content agrees with the truth better than bicubic's does.
-      hallucination  hf_energy_ratio ≥ HALLUCINATION_MIN_ENERGY_RATIO (1.5)
-                     and band_error_ratio ≥ HALLUCINATION_MIN_ERROR_RATIO (1.05): extra
-                     in-band energy that moves the prediction *away* from the truth.
-      resampling     otherwise: no clear in-band gain over bicubic (nor clear harm).
-
-    Energy alone cannot tell recovery from noise: a model that adds noise above the input's
-    Nyquist raises hf_energy_ratio exactly as one that adds the right detail does. Only the
-    comparisons with the ground truth (error and coherence) separate them, which is why both
-    true_sr and hallucination are decided by the error ratio, with energy only saying whether
-    anything was added. The coherence condition guards true_sr against a subtler case: the
-    error ratio can fall below 1 with no new detail at all when a resampler has *less* spurious
-    in-band energy than bicubic (an ideal low-pass interpolant's band is nearly empty); its
-    coherence stays at or below bicubic's. Calibration on held-out bundled crops, 32 → 64/128:
-    bicubic's in-band energy is only 2–5% of the truth's, so hf_energy_ratio is large for any
-    model with real in-band content; bilinear, zero-padded-FFT and unsharp-masked bicubic come
-    out resampling; nearest-neighbour (blocky imaging artefacts) and truth or bicubic plus
-    strong in-band noise come out hallucination; the truth and bicubic of an HR image
-    downsampled only to ¾·r (detail recovered up to 3r/8) come out true_sr.
-    """
-    values = (band_error_ratio, hf_energy_ratio, band_coherence, band_coherence_bicubic)
-    if any(v is None or not math.isfinite(v) for v in values):
-        return "n/a"
-    if (
-        band_error_ratio <= TRUE_SR_MAX_ERROR_RATIO
-        and band_coherence >= band_coherence_bicubic + TRUE_SR_MIN_COHERENCE_GAIN
-    ):
-        return "true_sr"
-    if (
-        hf_energy_ratio >= HALLUCINATION_MIN_ENERGY_RATIO
-        and band_error_ratio >= HALLUCINATION_MIN_ERROR_RATIO
-    ):
-        return "hallucination"
-    return "resampling"

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ablate.results.read import StudyResults, load_results
 from ablate.table.build import Table, build_table
-from ablate.table.format import blocks, cells, footer_lines, header, legend, title
+from ablate.table.format import (DETAIL_HEADER, blocks, cells, detail_legend, detail_rows,
+                                 detail_title, footer_lines, header, legend, title)
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222; }
@@ -67,6 +68,25 @@ def html_table(t: Table) -> str:
     if foot:
         out.append('<ul class="notes">' + "".join(f"<li>{html.escape(x.strip())}</li>"
                                                    for x in foot) + "</ul>")
+    return "\n".join(out)
+
+
+def html_detail(t: Table) -> str:
+    """What each verdict was decided from (`ablate table --detail`) as an HTML <table>."""
+    if not t.verdict_resolutions:
+        return ""
+    out = [f"<h3>{html.escape(detail_title(t))}</h3>", '<table class="ablate">',
+           "<thead><tr>" + "".join(f"<th>{html.escape(x)}</th>" for x in DETAIL_HEADER)
+           + "</tr></thead>", "<tbody>"]
+    heading_seen = None
+    for heading, c, is_base in detail_rows(t):
+        if heading is not None and heading != heading_seen:
+            out.append(f'<tr class="block"><td colspan="{len(DETAIL_HEADER)}">'
+                       f"{html.escape(heading)}</td></tr>")
+            heading_seen = heading
+        out.append(f'<tr class="{"baseline" if is_base else ""}">'
+                   + "".join(f"<td>{html.escape(x)}</td>" for x in c) + "</tr>")
+    out += ["</tbody></table>", f'<p class="legend">{html.escape(detail_legend(t))}</p>']
     return "\n".join(out)
 
 
@@ -130,6 +150,7 @@ def write_report(dir, out, study: str | None = None, metric: str = "psnr",
                  f"</code>.</p>"]
         for t in tables:
             parts += [f"<h3>{html.escape(title(t))}</h3>", html_table(t)]
+        parts.append(html_detail(tables[0]))
         missing = [k for k in CAPTIONS if k not in {k for k, _ in figs}]
         for key, path in figs:
             parts.append(f'<figure><img src="{html.escape(path.name)}" '

@@ -38,7 +38,8 @@ from ablate.results.schema import artifacts_dir
 TABLE_COLUMNS: tuple[str, ...] = (
     "study", "trial_id", "variant", "label", "variant_order", "grid", "seed", "status",
     "error", "resolution", "psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "verdict",
-    "finished_at",
+    "finished_at", "hf_energy_ratio", "band_error_ratio", "band_coherence",
+    "band_coherence_bicubic", "psnr_lr_consistency", "psnr_lr_floor",
 )
 # Without these a trial row means nothing: a file lacking one is skipped.
 REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "seed", "status", "resolution")
@@ -46,7 +47,10 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "seed", "status", "resolution")
 STRING_COLUMNS = {"study": "", "trial_id": "", "variant": "", "label": "", "grid": "",
                   "status": "", "error": "", "verdict": "", "finished_at": ""}
 FLOAT_COLUMNS = ("variant_order", "seed", "resolution", "psnr", "ssim", "psnr_bicubic",
-                 "ssim_bicubic")  # NaN when missing; seed/resolution/variant_order are whole
+                 "ssim_bicubic", "hf_energy_ratio", "band_error_ratio", "band_coherence",
+                 "band_coherence_bicubic", "psnr_lr_consistency", "psnr_lr_floor",
+                 )  # NaN when missing (results of older versions lack the psnr_lr_* columns);
+#   seed/resolution/variant_order are whole
 
 
 class NoResults(LookupError):

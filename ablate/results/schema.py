@@ -43,7 +43,11 @@ TRIAL_COLUMNS: dict[str, str] = {
     "band_error_ratio": "in-band error power vs truth, model / bicubic",
     "band_coherence": "in-band magnitude-squared coherence of model with truth",
     "band_coherence_bicubic": "same, for bicubic",
-    "verdict": "true_sr | resampling | hallucination | n/a",
+    "psnr_lr_consistency": "the fitness gate: model output at r downsampled to the input size "
+    "(the input's own downsampler), PSNR vs the input; NaN below the input size",
+    "psnr_lr_floor": "the gate's threshold: PSNR of the input's half-resolution copy (down 2×, "
+    "bicubic back up) vs the input; below it the verdict is unfit",
+    "verdict": "unfit | true_sr | resampling | hallucination | n/a (ablate.metrics.verdict)",
     "epochs": "epochs trained",
     "train_seconds": "training wall time, seconds",
     "train_img_per_s": "training throughput, images per second",

@@ -23,7 +23,8 @@ TRIAL_SCHEMA = pa.schema([(name, {
     "variant_order": _I, "seed": _I, "resolution": _I, "epochs": _I,
     "jitter_std": _F, "psnr": _F, "ssim": _F, "psnr_bicubic": _F, "ssim_bicubic": _F,
     "hf_energy_ratio": _F, "band_error_ratio": _F, "band_coherence": _F,
-    "band_coherence_bicubic": _F, "train_seconds": _F, "train_img_per_s": _F,
+    "band_coherence_bicubic": _F, "psnr_lr_consistency": _F, "psnr_lr_floor": _F,
+    "train_seconds": _F, "train_img_per_s": _F,
 }.get(name, _STR)) for name in TRIAL_COLUMNS])
 HISTORY_SCHEMA = pa.schema([(name, {
     "seed": _I, "epoch": _I, "loss": _F, "lr": _F, "quick_psnr": _F, "img_per_s": _F,

@@ -14,7 +14,12 @@ Layout (one table per study):
   and a significance mark from a paired t-test, Holm-corrected across the table
   (``stats.py`` documents all of it). A single pair gives Δ with no interval.
 - A **verdict** per resolution above the input size: the trials' verdicts counted across seeds,
-  most frequent first ("true_sr 3/3", "resampling 2/3, true_sr 1/3").
+  most frequent first ("true_sr 3/3", "resampling 2/3, unfit 1/3"); `unfit` counts like the
+  others.
+- The **basis** of each verdict (`Row.basis`, shown by `--detail`): per resolution above the
+  input, the means over completed seeds of the columns the rule reads (BASIS_COLUMNS: the
+  fitness gate's LR-consistency PSNR and its floor, in-band energy and error ratios, coherence
+  and bicubic's coherence), so a reader can see why a row is `true_sr` or `unfit`.
 - Missing figures are None ("—" when printed). Failed trials are listed (variant, seed,
   error), never dropped; a partial study says how many trials completed out of how many.
 
@@ -38,6 +43,8 @@ from ablate.spec.config import format_value
 from ablate.table.stats import Comparison, Summary, apply_holm, compare_paired, summarize
 
 METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM"}
+BASIS_COLUMNS = ("psnr_lr_consistency", "psnr_lr_floor", "hf_energy_ratio", "band_error_ratio",
+                 "band_coherence", "band_coherence_bicubic")  # what ablate.metrics.verdict reads
 DECIMALS = {"psnr": 2, "ssim": 4}
 
 
@@ -56,6 +63,8 @@ class Row:
     cells: dict[int, Summary] = field(default_factory=dict)  # resolution → mean ± std
     deltas: dict[int, Comparison] = field(default_factory=dict)  # resolution → Δ vs baseline
     verdicts: dict[int, dict[str, int]] = field(default_factory=dict)  # resolution → counts
+    basis: dict[int, dict[str, float | None]] = field(default_factory=dict)  # resolution →
+    #   BASIS_COLUMNS → mean over completed seeds (None where no trial has the figure)
     completed: int = 0  # completed trials (seeds) of this row
 
 
@@ -169,6 +178,7 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
     seed_at = {sd: k for k, sd in enumerate(seeds)}
     values: dict[tuple, np.ndarray] = {}
     verdicts: dict[tuple, Counter] = defaultdict(Counter)
+    basis: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     bicubic: dict[tuple, list[float]] = defaultdict(list)
     per_row: Counter = Counter()
     metric_col, bic_col, verdict_col = col[metric], col[f"{metric}_bicubic"], col["verdict"]
@@ -184,6 +194,9 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
             values[key][seed_at[t.seed]] = metric_col[i]
             if verdict_col[i] not in ("", "n/a"):
                 verdicts[key][verdict_col[i]] += 1
+            for c in BASIS_COLUMNS:
+                if np.isfinite(col[c][i]):
+                    basis[key][c].append(float(col[c][i]))
             if np.isfinite(bic_col[i]):
                 bicubic[(t.grid, r)].append(float(bic_col[i]))
 
@@ -205,6 +218,9 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
                     row.deltas[r] = compare_paired(vec, values.get((g, base, r), empty))
                 if input_size is not None and r > input_size:
                     row.verdicts[r] = dict(verdicts.get((g, name, r), {}))
+                    got = basis.get((g, name, r), {})
+                    row.basis[r] = {c: (float(np.mean(got[c])) if got.get(c) else None)
+                                    for c in BASIS_COLUMNS}
             rows.append(row)
     t = Table(
         study=s.name, metric=metric, baseline=base, baseline_label=labels[base],

@@ -7,6 +7,12 @@ skipped files) and the failed trials. CSV is long ("tidy"): one record per study
 resolution with plain numbers, empty where missing. JSON holds the same numbers, nested by
 study and row, with the notes and failed trials: ``{"studies": [...]}``.
 
+``detail=True`` (``ablate table --detail``) adds the basis of every verdict: in the human
+formats a second table, one line per row × resolution above the input (verdict counts, the
+fitness gate's LR-consistency PSNR against its floor, in-band energy and error ratios vs
+bicubic, coherence with the truth beside bicubic's; means over seeds), with the rule in its
+legend; in CSV and JSON the same figures as extra fields.
+
 From Python:
 
     from ablate.table.format import print_table
@@ -22,7 +28,13 @@ import json
 import math
 import sys
 
-from ablate.table.build import Row, Table, load_tables
+from ablate.metrics.verdict import (
+    HALLUCINATION_MIN_ENERGY_RATIO,
+    HALLUCINATION_MIN_ERROR_RATIO,
+    TRUE_SR_MAX_ERROR_RATIO,
+    TRUE_SR_MIN_COHERENCE_GAIN,
+)
+from ablate.table.build import BASIS_COLUMNS, Row, Table, load_tables
 from ablate.table.stats import Comparison, Summary
 
 FORMATS = ("text", "markdown", "csv", "json", "latex")
@@ -143,6 +155,55 @@ def footer_lines(t: Table) -> list[str]:
     return lines
 
 
+# ---------------------------------------------------------------------------------------------
+# The verdicts' basis (--detail)
+# ---------------------------------------------------------------------------------------------
+
+DETAIL_HEADER = ["Variant", "r", "Verdicts", "LR PSNR (floor)", "Energy × bicubic",
+                 "Error × bicubic", "Coherence (bicubic)"]
+
+
+def _opt(x: float | None, spec: str) -> str:
+    return MISSING if x is None else format(x, spec)
+
+
+def detail_title(t: Table) -> str:
+    return f"{t.study}: what the verdicts were decided from"
+
+
+def detail_legend(t: Table) -> str:
+    return (
+        "means over seeds; rule (ablate/metrics/verdict.py), in order: unfit when the LR PSNR "
+        "(the output at r downsampled to the input, vs the input) is below its floor (the "
+        "input's half-resolution copy); true_sr when error × bicubic ≤ "
+        f"{TRUE_SR_MAX_ERROR_RATIO:g} and coherence ≥ bicubic's + {TRUE_SR_MIN_COHERENCE_GAIN:g}; "
+        f"hallucination when energy × bicubic ≥ {HALLUCINATION_MIN_ENERGY_RATIO:g} and error × "
+        f"bicubic ≥ {HALLUCINATION_MIN_ERROR_RATIO:g}; resampling otherwise. In-band: above the "
+        f"{t.input_size or '?'} px input's Nyquist"
+    )
+
+
+def detail_rows(t: Table) -> list[tuple[str | None, list[str], bool]]:
+    """(grid heading or None, cells, is_baseline) per variant row × verdict resolution."""
+    out = []
+    has_grid = t.grids != [""]
+    for row in t.rows:
+        if row.kind != "variant":
+            continue
+        for r in t.verdict_resolutions:
+            b = row.basis.get(r) or {}
+            lr, floor = b.get("psnr_lr_consistency"), b.get("psnr_lr_floor")
+            lr_cell = MISSING if lr is None else (
+                f"{lr:.2f} ({_opt(floor, '.2f')})")
+            coh, coh_b = b.get("band_coherence"), b.get("band_coherence_bicubic")
+            out.append((row.grid if has_grid and row.grid else None, [
+                row.label, str(r), fmt_verdict(row.verdicts.get(r), row), lr_cell,
+                _opt(b.get("hf_energy_ratio"), ".3g"), _opt(b.get("band_error_ratio"), ".3f"),
+                MISSING if coh is None else f"{coh:.3f} ({_opt(coh_b, '.3f')})",
+            ], row.is_baseline))
+    return out
+
+
 def _first_line(s: str, limit: int = 160) -> str:
     s = (s or "").strip().splitlines()[-1] if (s or "").strip() else "(no message)"
     return s if len(s) <= limit else s[: limit - 1] + "…"
@@ -174,14 +235,32 @@ def rich_table(t: Table):
     return rt
 
 
+def rich_detail(t: Table):
+    """The verdicts' basis as a rich renderable."""
+    from rich import box
+    from rich.table import Table as RichTable
+
+    rt = RichTable(title=detail_title(t), caption=detail_legend(t), box=box.SIMPLE_HEAVY,
+                   caption_justify="left", title_justify="left")
+    for i, h in enumerate(DETAIL_HEADER):
+        rt.add_column(h, justify="left" if i in (0, 2) else "right", no_wrap=(i == 0))
+    heading_seen = None
+    for heading, c, is_base in detail_rows(t):
+        if heading is not None and heading != heading_seen:
+            rt.add_row(f"[bold]{_rich_escape(heading)}[/bold]", *[""] * (len(c) - 1))
+            heading_seen = heading
+        rt.add_row(*[_rich_escape(x) for x in c], style="bold" if is_base else None)
+    return rt
+
+
 def _rich_escape(s: str) -> str:
     from rich.markup import escape
 
     return escape(s)
 
 
-def print_text(tables: list[Table], console=None) -> None:
-    """Print the tables with rich (colours on a terminal)."""
+def print_text(tables: list[Table], console=None, detail: bool = False) -> None:
+    """Print the tables with rich (colours on a terminal); `detail`: the verdicts' basis too."""
     from rich.console import Console
 
     if console is None:
@@ -193,17 +272,21 @@ def print_text(tables: list[Table], console=None) -> None:
         console.print(rich_table(t))
         for line in footer_lines(t):
             console.print(_rich_escape(line), highlight=False)
+        if detail and t.verdict_resolutions:
+            console.print()
+            console.print(rich_detail(t))
 
 
-def to_text(tables: list[Table], width: int = 400) -> str:
+def to_text(tables: list[Table], width: int = 400, detail: bool = False) -> str:
     from rich.console import Console
 
     buf = io.StringIO()
-    print_text(tables, Console(file=buf, width=width, color_system=None, soft_wrap=True))
+    print_text(tables, Console(file=buf, width=width, color_system=None, soft_wrap=True),
+               detail=detail)
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
 
 
-def to_markdown(tables: list[Table]) -> str:
+def to_markdown(tables: list[Table], detail: bool = False) -> str:
     out = []
     for t in tables:
         h = header(t)
@@ -224,6 +307,20 @@ def to_markdown(tables: list[Table]) -> str:
             out += [("  - " if line.startswith("  ") else "- ") + _md(line.strip())
                     for line in foot]
         out.append("")
+        if detail and t.verdict_resolutions:
+            out += [f"**{_md(detail_title(t))}**", "",
+                    "| " + " | ".join(map(_md, DETAIL_HEADER)) + " |",
+                    "|" + "|".join([":---", "---:", ":---"] + ["---:"] * 4) + "|"]
+            heading_seen = None
+            for heading, c, is_base in detail_rows(t):
+                if heading is not None and heading != heading_seen:
+                    out.append("| " + " | ".join([f"*{_md(heading)}*"] + [""] * 6) + " |")
+                    heading_seen = heading
+                c = [_md(x) for x in c]
+                if is_base:
+                    c[0] = f"**{c[0]}**"
+                out.append("| " + " | ".join(c) + " |")
+            out += ["", _md(detail_legend(t)) + ".", ""]
     return "\n".join(out)
 
 
@@ -231,7 +328,7 @@ def _md(s: str) -> str:
     return s.replace("|", "\\|").replace("*", "\\*")
 
 
-def to_latex(tables: list[Table]) -> str:
+def to_latex(tables: list[Table], detail: bool = False) -> str:
     out = []
     for t in tables:
         h = header(t)
@@ -251,6 +348,20 @@ def to_latex(tables: list[Table]) -> str:
         out += ["\\bottomrule", "\\end{tabular}", f"% {_tex_comment(legend(t))}"]
         out += [f"% {_tex_comment(line)}" for line in footer_lines(t)]
         out.append("")
+        if detail and t.verdict_resolutions:
+            out += [f"% ablate table --detail: {detail_title(t)}",
+                    "\\begin{tabular}{lrlrrrr}", "\\toprule",
+                    " & ".join(_tex(x) for x in DETAIL_HEADER) + " \\\\", "\\midrule"]
+            heading_seen = None
+            for heading, c, is_base in detail_rows(t):
+                if heading is not None and heading != heading_seen:
+                    out.append(f"\\multicolumn{{7}}{{l}}{{\\textit{{{_tex(heading)}}}}} \\\\")
+                    heading_seen = heading
+                c = [_tex(x) for x in c]
+                if is_base:
+                    c[0] = f"\\textbf{{{c[0]}}}"
+                out.append(" & ".join(c) + " \\\\")
+            out += ["\\bottomrule", "\\end{tabular}", f"% {_tex_comment(detail_legend(t))}", ""]
     return "\n".join(out)
 
 
@@ -260,7 +371,7 @@ _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
 
 def _tex(s: str) -> str:
     s = "".join(_TEX.get(ch, ch) for ch in s)
-    return (s.replace("±", "$\\pm$").replace("Δ", "$\\Delta$").replace(MISSING, "---")
+    return (s.replace("±", "$\\pm$").replace("×", "$\\times$").replace("Δ", "$\\Delta$").replace(MISSING, "---")
             .replace("…", "\\ldots{}"))
 
 
@@ -275,8 +386,8 @@ CSV_COLUMNS = (
 )
 
 
-def records(t: Table) -> list[dict]:
-    """One plain record per row × resolution (the CSV rows)."""
+def records(t: Table, detail: bool = False) -> list[dict]:
+    """One plain record per row × resolution (the CSV rows); `detail` adds BASIS_COLUMNS."""
     out = []
     for row in t.rows:
         for r in t.resolutions:
@@ -292,21 +403,24 @@ def records(t: Table) -> list[dict]:
                 "significance": c.mark if c else "",
                 "verdict": fmt_verdict(row.verdicts.get(r), row) if r in row.verdicts else "",
             })
+            if detail:
+                out[-1].update({c: (row.basis.get(r) or {}).get(c) for c in BASIS_COLUMNS})
     return out
 
 
-def to_csv(tables: list[Table]) -> str:
+def to_csv(tables: list[Table], detail: bool = False) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    fields = CSV_COLUMNS + (BASIS_COLUMNS if detail else ())
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for t in tables:
-        for rec in records(t):
+        for rec in records(t, detail):
             w.writerow({k: ("" if v is None else v) for k, v in rec.items()})
     return buf.getvalue()
 
 
-def as_dict(t: Table) -> dict:
-    """The table as JSON-ready plain data."""
+def as_dict(t: Table, detail: bool = False) -> dict:
+    """The table as JSON-ready plain data (`detail`: each cell's verdict basis too)."""
     rows = []
     for row in t.rows:
         per_res = []
@@ -320,6 +434,8 @@ def as_dict(t: Table) -> dict:
                     "p_value": c.p, "p_holm": c.p_holm, "significance": c.mark},
                 "verdicts": row.verdicts.get(r) if r in row.verdicts else None,
             })
+            if detail:
+                per_res[-1]["basis"] = row.basis.get(r)
         rows.append({"kind": row.kind, "variant": row.name, "label": row.label,
                      "grid": row.grid, "is_baseline": row.is_baseline,
                      "completed": row.completed, "cells": per_res})
@@ -334,8 +450,8 @@ def as_dict(t: Table) -> dict:
     }
 
 
-def to_json(tables: list[Table]) -> str:
-    return json.dumps({"studies": [_finite(as_dict(t)) for t in tables]}, indent=2,
+def to_json(tables: list[Table], detail: bool = False) -> str:
+    return json.dumps({"studies": [_finite(as_dict(t, detail)) for t in tables]}, indent=2,
                       ensure_ascii=False)
 
 
@@ -350,16 +466,17 @@ def _finite(x):
     return x
 
 
-def render(tables: list[Table], format: str = "text") -> str:
-    """The tables as one string in `format` (text is rendered without colours)."""
+def render(tables: list[Table], format: str = "text", detail: bool = False) -> str:
+    """The tables as one string in `format` (text is rendered without colours); `detail`: with
+    the verdicts' basis."""
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}: expected one of {', '.join(FORMATS)}")
     return {"text": to_text, "markdown": to_markdown, "csv": to_csv, "json": to_json,
-            "latex": to_latex}[format](tables)
+            "latex": to_latex}[format](tables, detail=detail)
 
 
 def print_table(dir, study: str | None = None, format: str = "text", metric: str = "psnr",
-                baseline: str | None = None) -> list[Table]:
+                baseline: str | None = None, detail: bool = False) -> list[Table]:
     """Print the comparison table of the results under DIR; returns the tables.
 
     Raises ``ablate.results.read.NoResults`` (nothing to show) and
@@ -367,7 +484,7 @@ def print_table(dir, study: str | None = None, format: str = "text", metric: str
     """
     tables = load_tables(dir, study=study, metric=metric, baseline=baseline)
     if format == "text":
-        print_text(tables)
+        print_text(tables, detail=detail)
     else:
-        sys.stdout.write(render(tables, format))
+        sys.stdout.write(render(tables, format, detail))
     return tables
