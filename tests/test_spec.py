@@ -115,7 +115,7 @@ def test_ids_stable_across_key_order_and_formatting(tmp_path):
     # stable across processes and machines: the default trial's id is pinned, so a change of
     # the id algorithm (which would re-run every finished study) cannot go unnoticed
     default = expand(build_study({"study": {"name": "d"}}, "<mem>"))[0]
-    assert default.trial_id == "6946c5f759d5"
+    assert default.trial_id == "670b693c5ba5"  # data.prescale, train_sampling, min_texture added
 
 
 @pytest.mark.parametrize("override", [
