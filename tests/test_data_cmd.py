@@ -61,7 +61,7 @@ def test_cli_text_and_json_for_the_bundled_tiny_study(tmp_path):
     assert "bicubic Y-PSNR" in r.output and "×2" in r.output
     r = runner.invoke(app, ["data", str(study), "--json", "--set", "data.test_samples=14"])
     assert r.exit_code == 0, r.output
-    doc = json.loads(r.output)
+    (doc,) = json.loads(r.output)["studies"]
     (facts,) = doc["data"]
     assert doc["study"] == "tiny" and facts["test_crops"] == 14
     assert len(facts["test_photos"]) == 7 and facts["variants"] == ["plain", "multiscale"]
@@ -75,7 +75,7 @@ def test_cli_folder_and_cifar_sources(tmp_path):
     study = write_tiny_study(tmp_path, name="folder")
     r = runner.invoke(app, ["data", str(study), "--json", "--set", 'data.source="folder:imgs"'])
     assert r.exit_code == 0, r.output
-    (facts,) = json.loads(r.output)["data"]
+    (facts,) = json.loads(r.output)["studies"][0]["data"]
     assert facts["prescale"] == 1.0  # "auto" is 1 outside bundled
     assert len(facts["train_photos"]) + len(facts["test_photos"]) == 6
     assert set(facts["train_photos"]).isdisjoint(facts["test_photos"])
@@ -91,6 +91,16 @@ def test_cli_folder_and_cifar_sources(tmp_path):
     assert "held out   4 photos, 4 crops" in r.output  # test_samples = 4 whole images
     line64 = next(ln for ln in r.output.splitlines() if ln.strip().startswith("64 "))
     assert line64.count("—") == 3  # no ground truth above 32
+
+
+def test_cli_several_studies(tmp_path):
+    a = write_tiny_study(tmp_path, name="a")
+    b = write_tiny_study(tmp_path / "b", name="b")
+    r = runner.invoke(app, ["data", str(a), str(b)])
+    assert r.exit_code == 0, r.output
+    assert f"a ({a})" in r.output and f"b ({b})" in r.output
+    r = runner.invoke(app, ["data", str(a), str(tmp_path / "nope.toml")])
+    assert r.exit_code == 2 and "nope.toml" in r.output and "a (" not in r.output
 
 
 def test_cli_errors_exit_2(tmp_path):
