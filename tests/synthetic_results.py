@@ -27,10 +27,12 @@ import pyarrow.parquet as pq
 
 from ablate.results.schema import (
     HISTORY_COLUMNS,
+    IMAGE_COLUMNS,
     SPECTRA_COLUMNS,
     TRIAL_COLUMNS,
     artifacts_dir,
     history_path,
+    images_path,
     trial_path,
 )
 
@@ -52,9 +54,9 @@ class Variant:
 # Column dtypes, in TRIAL_COLUMNS order.
 _INT = {"variant_order", "seed", "resolution", "epochs"}
 _FLOAT = {
-    "jitter_std", "psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "hf_energy_ratio",
-    "band_error_ratio", "band_coherence", "band_coherence_bicubic", "psnr_lr_consistency",
-    "psnr_lr_floor", "train_seconds", "train_img_per_s",
+    "jitter_std", "psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "psnr_y", "psnr_y_bicubic",
+    "hf_energy_ratio", "band_error_ratio", "band_coherence", "band_coherence_bicubic",
+    "psnr_lr_consistency", "psnr_lr_floor", "train_seconds", "train_img_per_s",
 }
 TRIAL_SCHEMA = pa.schema(
     [
@@ -73,6 +75,10 @@ HISTORY_SCHEMA = pa.schema(
 SPECTRA_SCHEMA = pa.schema(
     [("resolution", pa.int64()), ("kind", pa.string()), ("frequency", pa.float64()),
      ("power", pa.float64())]
+)
+IMAGE_SCHEMA = pa.schema(
+    [(c, pa.string() if c in ("trial_id", "photo") else
+      pa.int64() if c in ("resolution", "image") else pa.float64()) for c in IMAGE_COLUMNS]
 )
 assert list(HISTORY_SCHEMA.names) == list(HISTORY_COLUMNS)
 assert list(SPECTRA_SCHEMA.names) == list(SPECTRA_COLUMNS)
@@ -111,6 +117,8 @@ def trial_rows(
             "ssim": MODEL_SSIM.get(r, 0.75) + variant.effect / 100 + noise / 100,
             "psnr_bicubic": BICUBIC_PSNR.get(r, 25.0) if above else float("nan"),
             "ssim_bicubic": BICUBIC_SSIM.get(r, 0.75) if above else float("nan"),
+            "psnr_y": MODEL_PSNR.get(r, 25.0) + 1.0 + variant.effect + noise,
+            "psnr_y_bicubic": BICUBIC_PSNR.get(r, 25.0) + 1.0 if above else float("nan"),
             "hf_energy_ratio": 1.0 + variant.effect / 4 if above else float("nan"),
             "band_error_ratio": 1.0 - variant.effect / 4 if above else float("nan"),
             "band_coherence": 0.3 + variant.effect / 10 if above else float("nan"),
@@ -124,9 +132,9 @@ def trial_rows(
             "config_json": json.dumps(config), "finished_at": "2025-01-01T00:00:00+00:00",
         }
         if failed:
-            for c in ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "hf_energy_ratio",
-                      "band_error_ratio", "band_coherence", "band_coherence_bicubic",
-                      "psnr_lr_consistency", "psnr_lr_floor"):
+            for c in ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "psnr_y", "psnr_y_bicubic",
+                      "hf_energy_ratio", "band_error_ratio", "band_coherence",
+                      "band_coherence_bicubic", "psnr_lr_consistency", "psnr_lr_floor"):
                 row[c] = float("nan")
             row["verdict"] = "n/a"
         if values is not None:
@@ -140,6 +148,20 @@ def write_trial(study_root: Path, cols: dict[str, list]) -> Path:
     path = trial_path(study_root, cols["trial_id"][0])
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pydict(cols, schema=TRIAL_SCHEMA), path)
+    return path
+
+
+def write_images(study_root: Path, tid: str, rows: list[dict]) -> Path:
+    """images/<tid>.parquet: rows with resolution, image, photo and any metric columns
+    (the others NaN)."""
+    cols = {c: [] for c in IMAGE_COLUMNS}
+    for row in rows:
+        full = {"trial_id": tid, **{c: float("nan") for c in list(IMAGE_COLUMNS)[4:]}, **row}
+        for c in IMAGE_COLUMNS:
+            cols[c].append(full[c])
+    path = images_path(study_root, tid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pydict(cols, schema=IMAGE_SCHEMA), path)
     return path
 
 
@@ -265,6 +287,7 @@ def make_study(
     history: bool = True,
     artifacts: bool = True,
     epochs: int = 6,
+    images: Callable | None = None,  # (variant, grid, seed, r) -> [{image, photo, psnr, …}]
 ) -> Path:
     """Write a study under ``results/<name>/``; returns the study root."""
     root = Path(results) / name
@@ -282,6 +305,9 @@ def make_study(
                                   failed=(v.name, s) in failed, values=values, epochs=epochs)
                 write_trial(root, cols)
                 tid = cols["trial_id"][0]
+                if images is not None and (v.name, s) not in failed:
+                    write_images(root, tid, [dict(row, resolution=r) for r in res
+                                             for row in images(v.name, g, s, r) or []])
                 if history and (v.name, s) not in failed:
                     write_history(root, name, tid, v, s, epochs)
                 if artifacts and (v.name, s) not in failed:

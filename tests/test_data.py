@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import socket
@@ -30,20 +31,42 @@ def test_bundled_offline_split_by_photo(monkeypatch):
     p = load_source("bundled", 128)
     assert p.test_names == list(BUNDLED_TEST)
     assert set(p.train_names).isdisjoint(p.test_names)
-    assert len(p.train) == 8 and len(p.test) == 3 and p.skipped == 0
+    assert len(p.train) == 8 and len(p.test) == 7 and p.skipped == 0
     assert {"motorcycle_left", "motorcycle_right"} <= set(p.train_names)  # stereo pair together
     for img in p.train + p.test:
         assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
     assert not p.test_whole and p.native_size is None
+    # disjoint as pixels too: no held-out photo is (a copy of) a training photo
+    digests = lambda imgs: {hashlib.sha1(i.tobytes()).hexdigest() for i in imgs}  # noqa: E731
+    assert digests(p.train).isdisjoint(digests(p.test))
+    gray = {n for n, img in zip(p.train_names + p.test_names, p.train + p.test)
+            if (img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all()}
+    assert gray == {"camera", "coins", "brick"}  # grayscale photos are held out only
+    assert "grace_hopper" in p.test_names  # matplotlib's sample photo, read without importing it
+
+
+def test_bundled_prescale_downscales_every_photo():
+    full = load_source("bundled", 128)
+    half = load_source("bundled", 64, 2.0)
+    for a, b in zip(full.train + full.test, half.train + half.test):
+        assert b.shape[:2] == (round(a.shape[0] / 2), round(a.shape[1] / 2))
+    # antialiased: the half-size photo is the full one averaged, not subsampled
+    a = full.test[full.test_names.index("camera")].astype(float)
+    b = half.test[half.test_names.index("camera")].astype(float)
+    box = a.reshape(256, 2, 256, 2, 3).mean(axis=(1, 3))
+    assert np.abs(b - box).mean() < 4 and np.abs(b - a[::2, ::2]).mean() > np.abs(b - box).mean()
+    assert load_source("bundled", 64, "auto").description.startswith("bundled (prescale 1.5)")
+    with pytest.raises(DataError, match="hr_size ≤ 150 at prescale 2"):
+        load_source("bundled", 360, 2.0)
 
 
 def test_bundled_skips_small_photos_and_refuses_without_test(caplog):
     with caplog.at_level(logging.WARNING, logger="ablate.data.sources"):
         p = load_source("bundled", 400)
-    assert p.skipped == 1 and "chelsea" not in p.test_names  # 300×451
-    assert "1 photos smaller than hr_size 400" in caplog.text
-    with pytest.raises(DataError, match="hr_size ≤ 300"):
-        load_source("bundled", 512)
+    assert p.skipped == 2 and "chelsea" not in p.test_names  # 300×451, and coins 303×384
+    assert "2 photos smaller than hr_size 400" in caplog.text
+    with pytest.raises(DataError, match="hr_size ≤ 300 at prescale 1"):
+        load_source("bundled", 520)  # brick and camera are 512×512
 
 
 def test_unknown_source():
@@ -192,23 +215,96 @@ def test_epoch_crops_are_real_transformed_crops(tmp_path):
     assert len(seen) == 8  # all flips / rotations occur
 
 
-def test_epoch_determinism_and_area_weighting():
+def test_epoch_determinism_and_photo_weighting():
     rng = np.random.default_rng(0)
     big = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
-    small = np.full((20, 20, 3), 255, np.uint8)  # 1% of the pixels
-    data = TrainData.from_photos([big, small], 20, 400, "cpu")
-    a = data.epoch(torch.Generator().manual_seed(1))
-    b = data.epoch(torch.Generator().manual_seed(1))
-    c = data.epoch(torch.Generator().manual_seed(2))
+    small = np.full((20, 20, 3), 255, np.uint8)  # one crop position: 1/32,400 of them
+    by_photo = TrainData.from_photos([big, small], 20, 2000, "cpu")  # default: each photo alike
+    a = by_photo.epoch(torch.Generator().manual_seed(1))
+    b = by_photo.epoch(torch.Generator().manual_seed(1))
+    c = by_photo.epoch(torch.Generator().manual_seed(2))
     assert torch.equal(a, b) and not torch.equal(a, c)
+    assert by_photo.draw_odds() == [0.5, 0.5]
     n_small = int((a == 1.0).flatten(1).all(1).sum())
-    assert n_small < 20  # ~1% of 400 draws; a uniform choice of photo would give ~200
+    assert 900 < n_small < 1100  # binomial(2000, ½): ±4.5 σ
+    by_area = TrainData.from_photos([big, small], 20, 2000, "cpu", sampling="area")
+    n_small = int((by_area.epoch(torch.Generator().manual_seed(1)) == 1.0).flatten(1).all(1).sum())
+    assert by_area.draw_odds()[1] == pytest.approx(1 / 32_762)  # 181² + 1 positions and n_small <= 2
+
+
+def test_textureless_crops_are_never_drawn():
+    from ablate.data.texture import crop_texture
+
+    rng = np.random.default_rng(0)
+    photo = np.full((64, 96, 3), 128, np.uint8)  # flat on the left, noise on the right
+    photo[:, 48:] = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    flat = np.full((40, 40, 3), 90, np.uint8)  # no textured crop at all: left out
+    data = TrainData.from_photos([photo, flat], 16, 600, "cpu", min_texture=2e-4,
+                                 names=["half", "flat"])
+    assert data.names == ["half"] and data.textureless == ["flat"]
+    # usable corners: those whose crop reaches past x = 47 (33 … 80 of 0 … 80)
+    assert data.usable_fraction == [pytest.approx(48 / 81)]
+    crops = data.epoch(torch.Generator().manual_seed(0))
+    u8 = (crops * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert min(crop_texture(c) for c in u8) >= 2e-4
+    noise = rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)  # every position usable
+    noise[..., 2] = 3  # marks its crops
+    mixed = TrainData.from_photos([noise, photo], 16, 400, "cpu", min_texture=2e-4)
+    assert mixed.dense.tolist() == [True, False] and mixed.usable_fraction[0] == 1.0
+    u8 = (mixed.epoch(torch.Generator().manual_seed(1)) * 255).round().to(torch.uint8)
+    u8 = u8.permute(0, 2, 3, 1).numpy()
+    assert min(crop_texture(c) for c in u8) >= 2e-4
+    from_noise = sum(bool((c[..., 2] == 3).all()) for c in u8)
+    assert 140 < from_noise < 260  # each photo equally likely: binomial(400, ½) ± 6 σ
+    everything = TrainData.from_photos([photo], 16, 600, "cpu")  # min_texture 0: all positions
+    u8 = (everything.epoch(torch.Generator().manual_seed(0)) * 255).round().to(torch.uint8)
+    assert min(crop_texture(c) for c in u8.permute(0, 2, 3, 1).numpy()) == 0.0
+    with pytest.raises(DataError, match="lower data.min_texture"):
+        TrainData.from_photos([flat], 16, 8, "cpu", min_texture=1e-6)
+
+
+def test_texture_map_equals_the_definition():
+    from ablate.data.texture import crop_texture, texture_map
+
+    rng = np.random.default_rng(3)
+    imgs = rng.integers(0, 256, (2, 30, 41, 3), dtype=np.uint8)
+    imgs[1, :, :20] = 7
+    tex = texture_map(imgs, 12)
+    assert tex.shape == (2, 19, 30)
+    for n, y, x in [(0, 0, 0), (0, 18, 29), (1, 5, 3), (1, 10, 25), (0, 7, 13)]:
+        crop = imgs[n, y:y + 12, x:x + 12]
+        # by hand: BT.601 luma, squared steps to the right and downwards, averaged
+        lum = crop.astype(float) @ np.array([65.481, 128.553, 24.966]) / 255 / 255
+        steps = np.concatenate([np.diff(lum, axis=0).ravel(), np.diff(lum, axis=1).ravel()])
+        assert tex[n, y, x] == pytest.approx(np.mean(steps**2), rel=1e-9)
+        assert crop_texture(crop) == pytest.approx(np.mean(steps**2), rel=1e-12)
+    assert tex[1, 0, 0] == 0.0  # inside the flat part
+    # invariant under the flips/rotations training applies
+    crop = imgs[0, 3:15, 4:16]
+    assert all(crop_texture(t) == pytest.approx(crop_texture(crop)) for t in _dihedral(crop))
+
+
+def test_test_crops_are_non_overlapping_tiles(tmp_path):
+    photo = write_position_image(tmp_path / "p.png", 50, 70)  # 3 × 4 tiles of 16, centred
+    other = np.full((40, 40, 3), 200, np.uint8)  # 2 × 2 tiles
+    t = TestData.from_photos([photo, other], False, 16, 8, 100, seed=0, device="cpu",
+                             names=["pos", "flat"])
+    assert len(t) == 12 + 4 and sorted(set(t.photos)) == ["flat", "pos"]
+    assert t.photos[:2] in (["pos", "flat"], ["flat", "pos"])  # one from each photo in turn
+    u8 = (t.hr * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    corners = {(int(c[0, 0, 0]), int(c[0, 0, 1])) for c, n in zip(u8, t.photos) if n == "pos"}
+    assert corners == {(1 + 16 * a, 3 + 16 * b) for a in range(3) for b in range(4)}
+    capped = TestData.from_photos([photo, other], False, 16, 8, 5, seed=0, device="cpu",
+                                  names=["pos", "flat"])
+    assert sorted(capped.photos) == ["flat", "flat", "pos", "pos", "pos"] or \
+        sorted(capped.photos) == ["flat", "flat", "flat", "pos", "pos"]
 
 
 def test_build_data_bundled_on_device():
     cfg = DataConfig(hr_size=64, input_size=16, train_samples=24, test_samples=10, split_seed=4)
     train, test = build_data(cfg, "cpu")
     assert train.pixels.dtype == torch.uint8 and train.hr_size == 64 and len(train) == 8
+    assert set(test.photos) <= set(BUNDLED_TEST) and len(set(test.photos)) == 7
     hr = train.epoch(torch.Generator().manual_seed(0))
     assert hr.shape == (24, 3, 64, 64) and 0 <= hr.min() and hr.max() <= 1
     assert test.hr.shape == (10, 3, 64, 64) and test.inputs.shape == (10, 3, 16, 16)
@@ -246,7 +342,9 @@ def test_build_data_whole_test_images(tmp_path):
 
 def test_build_data_cifar_has_no_truth_above_32(tmp_path):
     write_cifar(tmp_path, n_train=16, n_test=30, batches=1)
-    cfg = DataConfig(source=f"cifar10:{tmp_path}", hr_size=128, input_size=32, test_samples=8)
+    # min_texture 0: the fixture's images are smooth ramps (a luma step of ~0.013 per pixel)
+    cfg = DataConfig(source=f"cifar10:{tmp_path}", hr_size=128, input_size=32, test_samples=8,
+                     min_texture=0.0)
     train, test = build_data(cfg, "cpu")
     assert train.hr_size == 32 and test.hr_size == 32 and len(test) == 8
     assert test.has_truth(32) and not test.has_truth(64)

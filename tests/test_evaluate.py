@@ -68,13 +68,15 @@ def test_bicubic_model_rows(setup):
 
     at_input = res.row(16)  # nothing to upsample: bicubic and band metrics are not applicable
     assert at_input["psnr"] == 100.0 and at_input["ssim"] == pytest.approx(1.0)
-    assert all(math.isnan(at_input[k]) for k in METRIC_KEYS[3:9]) and at_input["verdict"] == "n/a"
+    not_applicable = [k for k in METRIC_KEYS if k.endswith("_bicubic") or k.startswith(("hf_", "band_"))]
+    assert len(not_applicable) == 7 and at_input["psnr_y"] == 100.0
+    assert all(math.isnan(at_input[k]) for k in not_applicable) and at_input["verdict"] == "n/a"
     assert at_input["psnr_lr_consistency"] == 100.0  # the input reproduced exactly: fit
 
     for r in (32, 64):
         row = res.row(r)
         assert row["psnr"] == row["psnr_bicubic"] and 15 < row["psnr"] < 40
-        assert row["ssim"] == row["ssim_bicubic"]
+        assert row["ssim"] == row["ssim_bicubic"] and row["psnr_y"] == row["psnr_y_bicubic"]
         assert row["hf_energy_ratio"] == pytest.approx(1) and row["band_error_ratio"] == pytest.approx(1)
         assert row["verdict"] == "resampling"
     assert res.row(64)["psnr"] < res.row(32)["psnr"]  # more missing detail at 4× than at 2×
@@ -157,7 +159,8 @@ def test_no_ground_truth_is_missing_not_faked(tmp_path):
     from ablate.spec.config import DataConfig
 
     write_cifar(tmp_path, n_train=16, n_test=20, batches=1)
-    cfg = DataConfig(source=f"cifar10:{tmp_path}", hr_size=128, input_size=32,
+    # min_texture 0: the fixture's images are smooth ramps
+    cfg = DataConfig(source=f"cifar10:{tmp_path}", hr_size=128, input_size=32, min_texture=0.0,
                      eval_resolutions=(32, 64, 128), test_samples=6)
     _, test = build_data(cfg, "cpu")
     render = Recorder(bicubic_upsample)
@@ -165,7 +168,7 @@ def test_no_ground_truth_is_missing_not_faked(tmp_path):
     assert {r for _, r in render.calls} == {32}  # the model is never asked for 64 or 128
     for r in (64, 128):
         row = res.row(r)
-        assert all(math.isnan(row[k]) for k in METRIC_KEYS[1:11]) and row["verdict"] == "n/a"
+        assert all(math.isnan(row[k]) for k in METRIC_KEYS[1:-1]) and row["verdict"] == "n/a"
     assert res.row(32)["psnr"] == 100.0
     assert res.sample_resolution == 32 and res.samples["truth"].shape == (4, 3, 32, 32)
     assert res.spectra == []
@@ -195,5 +198,26 @@ def test_cuda_matches_cpu():
     res_g = evaluate(bicubic_upsample, test_g, cfg)
     for rc, rg in zip(res_c.rows, res_g.rows):
         assert rc["verdict"] == rg["verdict"]
-        for k in METRIC_KEYS[1:9]:
+        for k in METRIC_KEYS[1:-1]:
             assert rc[k] == pytest.approx(rg[k], rel=1e-3, abs=1e-6, nan_ok=True)
+
+
+def test_per_image_rows_average_to_the_trial_row(setup):
+    cfg, test = setup
+    res = evaluate(oracle(test, noise=0.05), test, cfg)
+    from ablate.results.schema import IMAGE_COLUMNS
+
+    assert len(res.images) == 3 * len(test)  # every resolution × held-out crop
+    assert all(set(row) == set(IMAGE_COLUMNS) - {"trial_id"} for row in res.images)
+    assert [row["photo"] for row in res.images[: len(test)]] == test.photos
+    for r in (16, 32, 64):
+        mine = [row for row in res.images if row["resolution"] == r]
+        assert [row["image"] for row in mine] == list(range(len(test)))
+        for k in ("psnr", "psnr_y", "ssim", "psnr_bicubic", "psnr_y_bicubic", "ssim_bicubic"):
+            vals = np.array([row[k] for row in mine])
+            if r == 16 and k.endswith("_bicubic"):
+                assert np.isnan(vals).all()
+            else:
+                assert vals.mean() == pytest.approx(res.row(r)[k], rel=1e-12)
+    # the luma PSNR is its own figure: not the RGB one
+    assert res.row(64)["psnr_y"] != pytest.approx(res.row(64)["psnr"], abs=0.05)

@@ -69,3 +69,32 @@ def test_bicubic_upsample_clamps_and_keeps_size():
     assert torch.equal(up, raw.clamp(0, 1))
     same = bicubic_upsample(edge, 8)
     assert torch.equal(same, edge) and same is not edge
+
+
+def test_psnr_y_equals_an_independent_computation():
+    """BT.601 luma as skimage's rgb2ycbcr (MATLAB's, which SR papers use), border shaved by
+    hand, PSNR from skimage with the 8-bit range: the SR literature's number."""
+    from skimage.color import rgb2ycbcr
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from ablate.metrics.image import psnr_y, rgb_to_y, y_shave
+
+    g = torch.Generator().manual_seed(5)
+    truth = torch.rand(3, 3, 64, 64, generator=g, dtype=torch.float64)
+    pred = (truth + 0.05 * torch.randn(truth.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    pred[:, :, :4] = 0.0  # a bad border: shaving must leave it out
+    for shave in (0, 2, 4):
+        ours = psnr_y(pred, truth, shave)
+        for i in range(3):
+            a = rgb2ycbcr(pred[i].permute(1, 2, 0).numpy())[..., 0]  # Y in [16, 235]
+            b = rgb2ycbcr(truth[i].permute(1, 2, 0).numpy())[..., 0]
+            if shave:
+                a, b = a[shave:-shave, shave:-shave], b[shave:-shave, shave:-shave]
+            ref = peak_signal_noise_ratio(b, a, data_range=255)
+            assert float(ours[i]) == pytest.approx(ref, abs=1e-9)
+    y = rgb_to_y(torch.tensor([[[[0.0]], [[0.0]], [[0.0]]], [[[1.0]], [[1.0]], [[1.0]]]]))
+    assert y.flatten().tolist() == pytest.approx([16 / 255, 235 / 255])
+    # the shave is the scale: 2 at ×2, 4 at ×4, ceil for non-integer scales, none at the input
+    assert [y_shave(r, 32) for r in (16, 32, 48, 64, 128)] == [0, 0, 2, 2, 4]
+    with pytest.raises(ValueError, match="leaves nothing"):
+        psnr_y(pred[..., :8, :8], truth[..., :8, :8], 4)

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ablate.cli.app import app
-from ablate.results.schema import TRIAL_COLUMNS
+from ablate.results.schema import IMAGE_COLUMNS, TRIAL_COLUMNS
 from ablate.spec import expand, load_study
 
 from conftest import write_tiny_study
@@ -24,6 +24,20 @@ runner = CliRunner()
 
 def trial_files(root: Path) -> list[Path]:
     return sorted((root / "trials").glob("*.parquet"))
+
+
+def check_images(root: Path, files: list[Path]) -> None:
+    """Each completed trial has its per-image metrics, which average to its trial row."""
+    for f in files:
+        trial = pd.read_parquet(f)
+        images = pd.read_parquet(root / "images" / f.name)
+        assert list(images.columns) == list(IMAGE_COLUMNS)
+        assert set(images["trial_id"]) == {f.stem} and len(images) == 2 * 4  # 2 res × 4 crops
+        means = images.groupby("resolution")[["psnr", "psnr_y", "ssim"]].mean()
+        for _, row in trial.iterrows():
+            for k in ("psnr", "psnr_y", "ssim"):
+                assert means.loc[row["resolution"], k] == pytest.approx(row[k], rel=1e-9)
+    assert not list((root / "images").glob(".*"))  # no temporary leftovers
 
 
 def test_study_through_ray_then_rerun_skips(tmp_path, ray_address):
@@ -41,6 +55,7 @@ def test_study_through_ray_then_rerun_skips(tmp_path, ray_address):
         assert set(df["status"]) == {"completed"} and list(df["resolution"]) == [16, 32]
     assert len(list((out / "tiny" / "history").glob("*.parquet"))) == 4
     assert (out / "tiny" / "study.toml").exists()
+    check_images(out / "tiny", files)
     mtimes = {f: f.stat().st_mtime_ns for f in files}
 
     t0 = time.monotonic()
@@ -111,6 +126,7 @@ def test_local_executor_and_lock(tmp_path):
     r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local"])
     assert r.exit_code == 0, r.output
     assert len(trial_files(out / "loc")) == 2
+    check_images(out / "loc", trial_files(out / "loc"))
 
 
 def test_sigkill_mid_study_then_rerun_completes_each_trial_once(tmp_path, ray_address):

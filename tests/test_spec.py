@@ -115,7 +115,8 @@ def test_ids_stable_across_key_order_and_formatting(tmp_path):
     # stable across processes and machines: the default trial's id is pinned, so a change of
     # the id algorithm (which would re-run every finished study) cannot go unnoticed
     default = expand(build_study({"study": {"name": "d"}}, "<mem>"))[0]
-    assert default.trial_id == "3465ebe716e8"  # model.decoder + raster default (issue 8)
+    assert default.trial_id == "fa773121ff6e"  # decoder + raster default (issue 8); data.prescale,
+    #   train_sampling, min_texture (issue 9)
 
 
 @pytest.mark.parametrize("override", [

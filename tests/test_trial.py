@@ -96,6 +96,8 @@ def test_cli_trial_writes_results(tiny_study, tmp_path):
     npz = np.load(out / "tiny" / "artifacts" / tid / "predictions.npz")
     assert npz["prediction"].shape[-1] == 32
     assert (out / "tiny" / "artifacts" / tid / "spectra.parquet").exists()
+    images = pd.read_parquet(out / "tiny" / "images" / f"{tid}.parquet")
+    assert sorted(set(images["resolution"])) == [16, 32] and len(images) == 2 * 4
     assert (out / "tiny" / "study.toml").exists()
 
 
@@ -137,6 +139,7 @@ def test_cifar10_has_no_truth_above_32_and_records_it_missing(tmp_path):
     study = write_tiny_study(tmp_path, name="cifar", seeds=(0,), epochs=1)
     cfg = trials_of(study, f'data.source="cifar10:{root}"', "data.hr_size=32",
                     "data.input_size=32", "data.eval_resolutions=[32, 64]",
+                    "data.min_texture=0",  # the fixture's images are smooth ramps
                     "model.num_latents=64")[0]
     res = run_trial(cfg, device="cpu")
     at32, at64 = res.rows

@@ -21,6 +21,10 @@ from ablate.cli import spec_cmds  # noqa: E402  validate, plan
 app.command("validate")(spec_cmds.validate)
 app.command("plan")(spec_cmds.plan)
 
+from ablate.cli import data_cmd  # noqa: E402  data
+
+app.command("data")(data_cmd.data)
+
 from ablate.cli import trial_cmd  # noqa: E402  trial
 
 app.command("trial")(trial_cmd.trial)

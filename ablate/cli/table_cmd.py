@@ -12,7 +12,8 @@ def table(
                               "folder holding several studies."),
     study: str = typer.Option(None, "--study", help="Only this study (folder or study name)."),
     format: str = typer.Option("text", "--format", help="text | markdown | csv | json | latex."),
-    metric: str = typer.Option("psnr", "--metric", help="psnr | ssim."),
+    metric: str = typer.Option("psnr", "--metric", help="psnr | ssim | psnr_y (the SR "
+                               "literature's PSNR: BT.601 luma, border shaved)."),
     baseline: str = typer.Option(None, "--baseline", help="Variant that Δ compares against "
                                  "(default: the spec's baseline, else the first variant)."),
     detail: bool = typer.Option(False, "--detail", help="Also show what each verdict was "
@@ -22,9 +23,11 @@ def table(
     """Print the comparison table of a study, running or done.
 
     Per eval resolution: mean ± std over seeds, and Δ vs the baseline
-    (paired by seed) with a 95 % bootstrap interval and a significance mark
-    (paired t-test, Holm-corrected); verdict counts across seeds
-    (unfit | true_sr | resampling | hallucination); --detail shows their basis.
+    (paired by seed and held-out image) with a 95 % two-level bootstrap
+    interval over seeds and held-out photos and a significance mark (t-test
+    with both variance components, Holm-corrected); verdict counts across
+    seeds (unfit | true_sr | resampling | hallucination); --detail shows
+    their basis. Results without per-image files: over seeds only.
     Reads only the Parquet files: partial results are counted, failures listed.
     Exit 0; 2 when there are no results or an option is wrong.
     """

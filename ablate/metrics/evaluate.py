@@ -2,20 +2,24 @@
 
     result = evaluate(render, test, cfg.data)   # render(inputs (b,3,s,s), r) -> (b,3,r,r)
     rows = result.rows                          # one dict per r: schema.TRIAL_COLUMNS metrics
+    result.images                               # one dict per (r, held-out crop): IMAGE_COLUMNS
     result.write_artifacts(artifacts_dir(study_root, trial_id))
 
 Per resolution r (s = input size):
   no ground truth (r above the HR side, e.g. CIFAR at 64): every metric NaN, verdict "n/a" —
       missing, never faked; the model is not even run.
-  r < s: PSNR/SSIM of the model against the truth; everything else NaN, verdict "n/a".
-  r = s: PSNR/SSIM, and the fitness gate's figures (ablate.metrics.verdict):
+  r < s: PSNR/Y-PSNR/SSIM of the model against the truth; everything else NaN, verdict "n/a".
+  r = s: the same, and the fitness gate's figures (ablate.metrics.verdict):
       psnr_lr_consistency (here the PSNR against the input itself) and psnr_lr_floor (the
       input's half-resolution copy); nothing to upsample, so the bicubic and band metrics are
       NaN, and the verdict is "unfit" or "n/a".
-  r > s: model and bicubic PSNR/SSIM (means of per-image values), the gate's figures (the
-      prediction downsampled back to s), the band metrics and the verdict of
-      ablate.metrics.verdict, and the radially averaged spectra of truth, bicubic and model
+  r > s: model and bicubic PSNR, Y-PSNR (BT.601 luma, border of ceil(r/s) px shaved, as SR
+      papers compute it) and SSIM — the row holds the means of the per-image values — the
+      gate's figures (the prediction downsampled back to s), the band metrics and the verdict
+      of ablate.metrics.verdict, and the radially averaged spectra of truth, bicubic and model
       for the plots.
+The per-image values themselves are kept (`EvalResult.images`, one row per resolution × crop,
+with the crop's photo) for the table's intervals over held-out images.
 Predictions are clamped to [0, 1] before any metric.
 """
 
@@ -32,7 +36,7 @@ import torch
 from torch import Tensor
 
 from ablate.data.dataset import TestData
-from ablate.metrics.image import bicubic_upsample, psnr, ssim
+from ablate.metrics.image import bicubic_upsample, psnr, psnr_y, ssim, y_shave
 from ablate.metrics.spectrum import band_metrics, radial_spectrum
 from ablate.metrics.verdict import lr_consistency, lr_floor, verdict
 from ablate.results.schema import SPECTRA_COLUMNS
@@ -44,6 +48,8 @@ METRIC_KEYS = (
     "ssim",
     "psnr_bicubic",
     "ssim_bicubic",
+    "psnr_y",
+    "psnr_y_bicubic",
     "hf_energy_ratio",
     "band_error_ratio",
     "band_coherence",
@@ -65,6 +71,7 @@ class EvalResult:
     samples: dict[str, np.ndarray] = field(default_factory=dict)  # input, bicubic, prediction,
     #   truth: float32 (n, 3, ·, ·) at `sample_resolution`; empty when no resolution has truth
     sample_resolution: int | None = None
+    images: list[dict] = field(default_factory=list)  # IMAGE_COLUMNS rows, less trial_id
 
     def row(self, r: int) -> dict:
         return next(row for row in self.rows if row["resolution"] == r)
@@ -127,7 +134,7 @@ def evaluate(
     s = cfg.input_size
     if test.input_size != s:
         raise ValueError(f"test inputs are {test.input_size}×{test.input_size}, config says {s}")
-    rows, spectra, predictions = [], [], {}
+    rows, spectra, predictions, images = [], [], {}, []
     with_truth = [r for r in cfg.eval_resolutions if test.has_truth(r)]
     top = max(with_truth) if with_truth else None
     floor = float(lr_floor(test.inputs).mean())  # the fitness gate's threshold (verdict.py)
@@ -141,16 +148,21 @@ def evaluate(
         pred = _render_all(render, test.inputs, r, batch_size)
         if r == top:
             predictions[r] = pred[:n_samples]
-        row["psnr"] = float(psnr(pred, truth).mean())
-        row["ssim"] = float(ssim(pred, truth).mean())
+        shave = y_shave(r, s)
+        per = {"psnr": psnr(pred, truth), "psnr_y": psnr_y(pred, truth, shave),
+               "ssim": ssim(pred, truth)}
+        if r > s:
+            bic = bicubic_upsample(test.inputs, r)
+            per.update(psnr_bicubic=psnr(bic, truth), psnr_y_bicubic=psnr_y(bic, truth, shave),
+                       ssim_bicubic=ssim(bic, truth))
+        for k, v in per.items():
+            row[k] = float(v.mean())
+        images += _image_rows(r, test, {k: v.tolist() for k, v in per.items()})
         if r < s:
             continue
         row["psnr_lr_consistency"] = float(lr_consistency(pred, test.inputs).mean())
         row["psnr_lr_floor"] = floor
         if r > s:
-            bic = bicubic_upsample(test.inputs, r)
-            row["psnr_bicubic"] = float(psnr(bic, truth).mean())
-            row["ssim_bicubic"] = float(ssim(bic, truth).mean())
             row.update(band_metrics(pred, bic, truth, s))
         row["verdict"] = verdict(
             row["band_error_ratio"], row["hf_energy_ratio"], row["band_coherence"],
@@ -172,4 +184,16 @@ def evaluate(
             "truth": test.truth(top)[:k],
         }
         samples = {name: v.float().cpu().numpy() for name, v in samples.items()}
-    return EvalResult(rows=rows, spectra=spectra, samples=samples, sample_resolution=top)
+    return EvalResult(rows=rows, spectra=spectra, samples=samples, sample_resolution=top,
+                      images=images)
+
+
+_IMAGE_METRICS = ("psnr", "psnr_y", "ssim", "psnr_bicubic", "psnr_y_bicubic", "ssim_bicubic")
+
+
+def _image_rows(r: int, test: TestData, per: dict[str, list[float]]) -> list[dict]:
+    """One row per held-out crop at resolution r (bicubic metrics NaN where not computed)."""
+    photos = test.photos or [""] * len(test)
+    return [{"resolution": int(r), "image": i, "photo": photos[i],
+             **{k: per[k][i] if k in per else math.nan for k in _IMAGE_METRICS}}
+            for i in range(len(test))]

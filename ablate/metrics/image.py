@@ -12,6 +12,13 @@ gaussian_weights=True, sigma=1.5, use_sample_covariance=False)` (skimage filters
 reflection and then crops the 5-pixel border, which is the valid region). Images smaller than
 11 pixels use the largest odd window that fits (same σ, truncated), where skimage would refuse.
 
+Y-PSNR, the SR literature's PSNR: the ITU-R BT.601 luma of the RGB in [0, 1],
+    Y = 16/255 + (65.481 R + 128.553 G + 24.966 B) / 255
+(MATLAB's rgb2ycbcr, which SR papers evaluate with, scaled to [0, 1]), PSNR with peak 1 (= peak
+255 on 8-bit Y) after shaving `y_shave(r, s)` pixels off every border: the scale r / s rounded
+up for an upsampled image (r > s; 2 at ×2, 4 at ×4), none at or below the input size (nothing
+was upsampled there). Unlike most papers, predictions are not rounded to 8 bits first.
+
 Metrics are accumulated in float64 (float32 where the device has no float64).
 """
 
@@ -28,6 +35,7 @@ SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
+BT601 = (65.481, 128.553, 24.966)  # Y = 16/255 + (BT601 · RGB) / 255, RGB in [0, 1]
 
 
 def _acc_dtype(device: torch.device) -> torch.dtype:
@@ -40,6 +48,34 @@ def psnr(pred: Tensor, truth: Tensor) -> Tensor:
         raise ValueError(f"psnr: shapes differ, {tuple(pred.shape)} vs {tuple(truth.shape)}")
     dt = _acc_dtype(pred.device)
     mse = (pred.to(dt) - truth.to(dt)).pow(2).flatten(1).mean(1)
+    return 10.0 * torch.log10(1.0 / mse.clamp_min(MSE_FLOOR))
+
+
+def rgb_to_y(x: Tensor) -> Tensor:
+    """(N, 3, H, W) RGB in [0, 1] → (N, H, W) BT.601 luma in [16/255, 235/255]."""
+    r, g, b = x.unbind(-3)
+    return 16.0 / 255.0 + (BT601[0] * r + BT601[1] * g + BT601[2] * b) / 255.0
+
+
+def y_shave(r: int, input_size: int) -> int:
+    """Border pixels Y-PSNR leaves out at resolution r: ceil(r / input_size) above the input
+    size (the scale, as SR papers shave), 0 at or below it."""
+    return -(-r // input_size) if r > input_size else 0
+
+
+def psnr_y(pred: Tensor, truth: Tensor, shave: int) -> Tensor:
+    """Per-image Y-PSNR in dB: (N,) from (N, 3, H, W) RGB pairs in [0, 1], `shave` border
+    pixels left out on every side (see the module docstring)."""
+    if pred.shape != truth.shape:
+        raise ValueError(f"psnr_y: shapes differ, {tuple(pred.shape)} vs {tuple(truth.shape)}")
+    h, w = pred.shape[-2:]
+    if 2 * shave >= min(h, w):
+        raise ValueError(f"psnr_y: shaving {shave} px leaves nothing of {h}×{w} images")
+    dt = _acc_dtype(pred.device)
+    d = rgb_to_y(pred.to(dt)) - rgb_to_y(truth.to(dt))
+    if shave:
+        d = d[..., shave:h - shave, shave:w - shave]
+    mse = d.pow(2).flatten(1).mean(1)
     return 10.0 * torch.log10(1.0 / mse.clamp_min(MSE_FLOOR))
 
 

@@ -9,9 +9,10 @@ How the pieces fit (Ray 2.60 APIs):
   it reports metrics with `tune.report(..., checkpoint=tune.Checkpoint.from_directory(...))`,
   and it resumes from `tune.get_checkpoint()` when Tune retries it (`FailureConfig(
   max_failures)`). Its last report carries the result rows and history as JSON, and a final
-  checkpoint holding the evaluation artifacts.
-* The DRIVER writes results (a Tune `Callback`): trials/, history/, artifacts/ under the study
-  directory, atomically, so results need no shared filesystem. Checkpoints live under Ray's
+  checkpoint holding the evaluation artifacts and the per-image metrics (images.parquet: one
+  row per held-out crop and resolution, too many for a metric on large test sets).
+* The DRIVER writes results (a Tune `Callback`): trials/, history/, images/, artifacts/ under
+  the study directory, atomically, so results need no shared filesystem. Checkpoints live under Ray's
   `storage_path` (<study>/ray by default); a multi-node cluster needs a storage path every node
   reaches (NFS, or a pyarrow filesystem URI).
 * Every `ablate run` is a new Tune experiment (run-<UTC time>) over the trials not yet completed;
@@ -38,8 +39,8 @@ from ray import tune
 from ablate.orchestrate.preflight import RunError
 from ablate.orchestrate.progress import Progress
 from ablate.orchestrate.study_files import latest_checkpoints
-from ablate.results.schema import artifacts_dir
-from ablate.results.write import write_history, write_trial
+from ablate.results.schema import artifacts_dir, images_path
+from ablate.results.write import write_history, write_images, write_trial
 from ablate.spec.config import ResourcesConfig, TrialConfig
 from ablate.spec.ids import trial_from_dict, trial_to_dict
 
@@ -174,6 +175,7 @@ def _trainable(config: dict) -> None:
         (final / "meta.json").write_text(json.dumps({"trial_id": cfg.trial_id, "epoch": epochs,
                                                      "final": True}))
         result.evaluation.write_artifacts(final / "artifacts")
+        write_images(final, cfg.trial_id, result.evaluation.images, path=final / IMAGES_FILE)
         tune.report({"final": True, "epoch": epochs, "rows_json": json.dumps(result.rows),
                      "history_json": json.dumps(result.history)},
                     checkpoint=tune.Checkpoint.from_directory(str(final)))
@@ -234,6 +236,7 @@ class _Recorder(tune.Callback):
         if trial.checkpoint is not None:
             with trial.checkpoint.as_directory() as d:
                 _copy_artifacts(Path(d) / "artifacts", artifacts_dir(self.study_root, cfg.trial_id))
+                _copy_file(Path(d) / IMAGES_FILE, images_path(self.study_root, cfg.trial_id))
         write_history(self.study_root, cfg.trial_id, history)
         write_trial(self.study_root, cfg.trial_id, rows)  # last: its presence means completed
         self.completed.add(cfg.trial_id)
@@ -257,6 +260,19 @@ class _Recorder(tune.Callback):
                     failure_rows(cfg, error, epochs=len(history)))
         self.failures[cfg.trial_id] = error
         self.progress.finish(cfg, False, error)
+
+
+IMAGES_FILE = "images.parquet"  # the per-image metrics inside the final checkpoint
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    """Copy one file into place atomically (temporary file beside it, then rename)."""
+    if not src.is_file():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
 
 
 def _copy_artifacts(src: Path, dst: Path) -> None:

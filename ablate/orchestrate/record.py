@@ -3,7 +3,7 @@ share. Ray-free.
 
 Checkpoints go to <study>/checkpoints/<trial_id>/ (the latest epoch only); a trial that finds
 one there resumes from it. Results are written atomically: trials/<id>.parquet,
-history/<id>.parquet and artifacts/<id>/. A failure is recorded as `status = failed` rows with
+history/<id>.parquet, images/<id>.parquet (per-image metrics) and artifacts/<id>/. A failure is recorded as `status = failed` rows with
 the error, never lost.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ablate.results.schema import artifacts_dir
-from ablate.results.write import write_history, write_trial
+from ablate.results.write import write_history, write_images, write_trial
 from ablate.spec.config import TrialConfig
 from ablate.train import checkpoint as ckpt
 from ablate.train.trial import (EpochReport, TrialResult, device_name, failure_rows,
@@ -26,10 +26,12 @@ def checkpoint_dir(study_root: Path, trial_id: str) -> Path:
 
 
 def write_result(study_root: Path, result: TrialResult) -> None:
-    """Artifacts and history first, the trial file last: its presence means 'completed'."""
+    """Artifacts, per-image metrics and history first, the trial file last: its presence
+    means 'completed'."""
     tid = result.config.trial_id
     if result.evaluation is not None:
         result.evaluation.write_artifacts(artifacts_dir(study_root, tid))
+        write_images(study_root, tid, result.evaluation.images)
     if result.history:
         write_history(study_root, tid, result.history)
     write_trial(study_root, tid, result.rows)

@@ -14,6 +14,7 @@ studies as sub-folders; ``study=`` selects one of them by folder name or by its 
     s.trials                                       # DataFrame, one row per trial × resolution
     s.columns()                                    # the same as numpy arrays (what the table uses)
     s.history(), s.spectra(), s.samples(trial_id)
+    s.images(trial_ids, "psnr_y")                  # per-image metrics (images/), by trial
 
 Speed: a study of 10,000 rows is ~3,000 small files; opening each costs ~0.2 ms, so the trial
 files are read with only the table's columns, without pyarrow's thread pool or pre-buffering,
@@ -32,14 +33,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ablate.results.schema import artifacts_dir
+from ablate.results.schema import artifacts_dir, images_path
 
 # The trial columns the table needs (`load_results(columns=None)` reads every column).
 TABLE_COLUMNS: tuple[str, ...] = (
     "study", "trial_id", "variant", "label", "variant_order", "grid", "seed", "status",
-    "error", "resolution", "psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "verdict",
-    "finished_at", "hf_energy_ratio", "band_error_ratio", "band_coherence",
-    "band_coherence_bicubic", "psnr_lr_consistency", "psnr_lr_floor",
+    "error", "resolution", "psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "psnr_y",
+    "psnr_y_bicubic", "verdict", "finished_at", "hf_energy_ratio", "band_error_ratio",
+    "band_coherence", "band_coherence_bicubic", "psnr_lr_consistency", "psnr_lr_floor",
 )
 # Without these a trial row means nothing: a file lacking one is skipped.
 REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "seed", "status", "resolution")
@@ -47,9 +48,10 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "seed", "status", "resolution")
 STRING_COLUMNS = {"study": "", "trial_id": "", "variant": "", "label": "", "grid": "",
                   "status": "", "error": "", "verdict": "", "finished_at": ""}
 FLOAT_COLUMNS = ("variant_order", "seed", "resolution", "psnr", "ssim", "psnr_bicubic",
-                 "ssim_bicubic", "hf_energy_ratio", "band_error_ratio", "band_coherence",
-                 "band_coherence_bicubic", "psnr_lr_consistency", "psnr_lr_floor",
-                 )  # NaN when missing (results of older versions lack the psnr_lr_* columns);
+                 "ssim_bicubic", "psnr_y", "psnr_y_bicubic", "hf_energy_ratio",
+                 "band_error_ratio", "band_coherence", "band_coherence_bicubic",
+                 "psnr_lr_consistency", "psnr_lr_floor",
+                 )  # NaN when missing (results of older versions lack psnr_y*, psnr_lr_*);
 #   seed/resolution/variant_order are whole
 
 
@@ -118,6 +120,30 @@ class StudyResults:
             if t is not None:
                 tables.append(t.append_column("trial_id", pa.array([tid] * t.num_rows)))
         return _frame(tables)
+
+    def images(self, trial_ids, metric: str) -> dict[str, dict[str, np.ndarray]]:
+        """Per-image `metric` of the given trials: trial_id → {"resolution", "image" (float64),
+        "photo" (object), "value" (float64)}. Trials without a readable images/ file (failed,
+        or written before ablate kept per-image metrics) are absent; unreadable files are
+        counted in `skipped["images"]`."""
+        out = {}
+        for tid in trial_ids:
+            p = images_path(self.root, tid)
+            if not p.exists():
+                continue
+            t = _read(p, ("resolution", "image", "photo", metric),
+                      ("resolution", "image", metric), self, "images")
+            if t is None:
+                continue
+            names = t.column_names
+            out[tid] = {
+                "resolution": _floats(t.column("resolution")),
+                "image": _floats(t.column("image")),
+                "photo": (_strings(t.column("photo")) if "photo" in names
+                          else np.full(t.num_rows, "", dtype=object)),
+                "value": _floats(t.column(metric)),
+            }
+        return out
 
     def samples(self, trial_id: str) -> dict[str, np.ndarray] | None:
         """predictions.npz of a trial: input, bicubic, prediction, truth — or None."""

@@ -4,6 +4,9 @@
 <results>/<study>/study.toml                       copy of the spec that ran
 <results>/<study>/trials/<trial_id>.parquet        one row per eval resolution (TRIAL_COLUMNS)
 <results>/<study>/history/<trial_id>.parquet       one row per epoch (HISTORY_COLUMNS)
+<results>/<study>/images/<trial_id>.parquet        one row per eval resolution × held-out crop
+        (IMAGE_COLUMNS): the per-image metrics the trial row averages (completed trials only;
+        results written before ablate kept them have none)
 <results>/<study>/artifacts/<trial_id>/predictions.npz   held-out images at the top resolution:
         input (n,3,s,s), bicubic, prediction, truth (n,3,R,R), float32 in [0, 1]
 <results>/<study>/artifacts/<trial_id>/spectra.parquet   radially averaged power spectra
@@ -39,6 +42,8 @@ TRIAL_COLUMNS: dict[str, str] = {
     "ssim": "model SSIM vs ground truth at r",
     "psnr_bicubic": "bicubic upsampling of the input, PSNR; NaN at r = input size",
     "ssim_bicubic": "bicubic SSIM; NaN at r = input size",
+    "psnr_y": "model Y-PSNR (dB): BT.601 luma, ceil(r / input size) px border shaved (SR papers)",
+    "psnr_y_bicubic": "bicubic Y-PSNR; NaN at r = input size",
     "hf_energy_ratio": "in-band (f > input Nyquist) power, model / bicubic",
     "band_error_ratio": "in-band error power vs truth, model / bicubic",
     "band_coherence": "in-band magnitude-squared coherence of model with truth",
@@ -73,6 +78,19 @@ HISTORY_COLUMNS: dict[str, str] = {
     "resumed": "True for the first epoch run after resuming from a checkpoint",
 }
 
+IMAGE_COLUMNS: dict[str, str] = {
+    "trial_id": "trial id",
+    "resolution": "eval resolution r",
+    "image": "index of the crop in the held-out set (the same crop in every trial of a data config)",
+    "photo": "the held-out photo the crop comes from (the table resamples photos)",
+    "psnr": "model PSNR (dB) of this crop",
+    "psnr_y": "model Y-PSNR (dB) of this crop",
+    "ssim": "model SSIM of this crop",
+    "psnr_bicubic": "bicubic PSNR; NaN at r ≤ input size",
+    "psnr_y_bicubic": "bicubic Y-PSNR; NaN at r ≤ input size",
+    "ssim_bicubic": "bicubic SSIM; NaN at r ≤ input size",
+}
+
 SPECTRA_COLUMNS: dict[str, str] = {
     "resolution": "eval resolution",
     "kind": "truth | bicubic | model",
@@ -91,6 +109,10 @@ def trial_path(study_root: Path, trial_id: str) -> Path:
 
 def history_path(study_root: Path, trial_id: str) -> Path:
     return study_root / "history" / f"{trial_id}.parquet"
+
+
+def images_path(study_root: Path, trial_id: str) -> Path:
+    return study_root / "images" / f"{trial_id}.parquet"
 
 
 def artifacts_dir(study_root: Path, trial_id: str) -> Path:

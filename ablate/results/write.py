@@ -16,16 +16,20 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ablate.results.schema import (HISTORY_COLUMNS, TRIAL_COLUMNS, history_path, trial_path)
+from ablate.results.schema import (HISTORY_COLUMNS, IMAGE_COLUMNS, TRIAL_COLUMNS, history_path,
+                                   images_path, trial_path)
 
 _STR, _F, _I, _B = pa.string(), pa.float64(), pa.int64(), pa.bool_()
 TRIAL_SCHEMA = pa.schema([(name, {
     "variant_order": _I, "seed": _I, "resolution": _I, "epochs": _I,
     "jitter_std": _F, "psnr": _F, "ssim": _F, "psnr_bicubic": _F, "ssim_bicubic": _F,
+    "psnr_y": _F, "psnr_y_bicubic": _F,
     "hf_energy_ratio": _F, "band_error_ratio": _F, "band_coherence": _F,
     "band_coherence_bicubic": _F, "psnr_lr_consistency": _F, "psnr_lr_floor": _F,
     "train_seconds": _F, "train_img_per_s": _F,
 }.get(name, _STR)) for name in TRIAL_COLUMNS])
+IMAGE_SCHEMA = pa.schema([(name, {"trial_id": _STR, "resolution": _I, "image": _I,
+                                   "photo": _STR}.get(name, _F)) for name in IMAGE_COLUMNS])
 HISTORY_SCHEMA = pa.schema([(name, {
     "seed": _I, "epoch": _I, "loss": _F, "lr": _F, "quick_psnr": _F, "img_per_s": _F,
     "seconds": _F, "resumed": _B,
@@ -54,6 +58,13 @@ def write_trial(study_root: Path, trial_id: str, rows: list[dict]) -> Path:
 
 def write_history(study_root: Path, trial_id: str, rows: list[dict]) -> Path:
     return write_parquet_atomic(_table(rows, HISTORY_SCHEMA), history_path(study_root, trial_id))
+
+
+def write_images(study_root: Path, trial_id: str, rows: list[dict],
+                 path: Path | None = None) -> Path:
+    """images/<trial_id>.parquet (or `path`): the per-image rows of `EvalResult.images`."""
+    table = _table([{"trial_id": trial_id, **r} for r in rows], IMAGE_SCHEMA)
+    return write_parquet_atomic(table, path or images_path(study_root, trial_id))
 
 
 OVERRIDES_MARK = "# ablate --set (json): "

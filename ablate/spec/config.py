@@ -125,8 +125,24 @@ class DataConfig:
     eval_resolutions: tuple[int, ...] = _f((32, 64, 128), min=2, even=True, nonempty=True)
     train_samples: int = _f(4096, min=1)  # random HR crops (with flips/rot90) per epoch: 40
     #   epochs × 4096 = 10,240 steps at batch 16 (measured: 6 epochs reach 27.5 dB at 32 on H200)
-    test_samples: int = _f(64, min=1)  # fixed, seeded crops of the held-out photos
-    split_seed: int = _f(0, min=0)  # seeds the test crops (not the training seed)
+    test_samples: int = _f(64, min=1)  # at most this many held-out crops: the non-overlapping
+    #   hr_size tiles of the held-out photos, taken in turn from each photo (seeded order)
+    split_seed: int = _f(0, min=0)  # seeds which tiles are taken when there are more than
+    #   test_samples (not the training seed)
+    prescale: float | Literal["auto"] = _f("auto", min=1.0)  # every photo (train and held-out)
+    #   is first downscaled by this factor (antialiased bicubic), so that a crop spans more of
+    #   the scene and holds more detail above the input's Nyquist. "auto": 1.5 for bundled
+    #   (chosen so that bicubic ×4 on the held-out crops scores 27.6 dB Y-PSNR, within DIV2K
+    #   validation's 26–29 dB; see README "Data"), 1 for folder: and cifar10: (used as given).
+    #   Resolved to its number before the trial id is computed.
+    train_sampling: Literal["photo", "area"] = "photo"  # how a training crop's photo is drawn:
+    #   photo = every training photo equally likely (a large, flat photo such as retina no
+    #   longer dominates); area = in proportion to its usable crop positions (≈ its area)
+    min_texture: float = _f(2e-4, min=0.0)  # training crops whose texture is below this are
+    #   never drawn: texture = mean squared difference between neighbouring pixels of the HR
+    #   crop's BT.601 luma (RGB in [0, 1]); 2e-4 ≈ an RMS step of 3.6/255 per pixel, which
+    #   rejects the flat background of retina, skies and blank regions. 0 keeps every crop.
+    #   Held-out crops are never rejected.
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,18 @@ def resolve(study: C.Study, variant: C.VariantConfig, point: tuple[tuple[str, ob
     for axis, raw in point:
         section, key = axis_target(axis)
         sections[section] = _set(sections[section], key, raw)
+    sections["data"] = resolve_data(sections["data"])
     return sections["data"], sections["model"], sections["train"]
+
+
+def resolve_data(data: C.DataConfig) -> C.DataConfig:
+    """`prescale = "auto"` replaced by its number for the source, so that the trial id changes
+    whenever the data do (ablate.data.sources.resolve_prescale)."""
+    from ablate.data.sources import resolve_prescale
+
+    if data.prescale == "auto":
+        return dataclasses.replace(data, prescale=resolve_prescale(data.source, "auto"))
+    return data
 
 
 def expand(study: C.Study, problems: Problems | None = None) -> list[C.TrialConfig]:
@@ -111,6 +122,9 @@ def check(study: C.Study, data: C.DataConfig, model: C.ModelConfig, train: C.Tra
     elif data.hr_size != 32 or data.input_size != 32:
         add("data", "hr_size", "cifar10 images are 32×32: set data.hr_size = 32 and "
             "data.input_size = 32 (eval resolutions above 32 are recorded as missing)")
+    if cifar and data.prescale not in ("auto", 1, 1.0):
+        add("data", "prescale", f'cifar10 images are 32×32 and cannot be prescaled: set '
+            f'data.prescale = 1 or "auto", got {data.prescale:g}')
     if len(set(data.eval_resolutions)) != len(data.eval_resolutions):
         add("data", "eval_resolutions", f"resolutions repeat: {list(data.eval_resolutions)}")
     if data.input_size % model.patch_size:

@@ -10,9 +10,12 @@ Layout (one table per study):
 - Then a **block per grid point** (``grid`` column; one block without a grid), the variants in
   spec order (``variant_order``) under their labels, the baseline marked.
 - Per eval resolution: mean ± std over seeds (``n`` shown when fewer than the study's seeds);
-  Δ vs the baseline of the same grid point, paired by seed, with its 95 % bootstrap interval
-  and a significance mark from a paired t-test, Holm-corrected across the table
-  (``stats.py`` documents all of it). A single pair gives Δ with no interval.
+  Δ vs the baseline of the same grid point, paired by seed and held-out image, with its 95 %
+  two-level bootstrap interval (seeds, and held-out photos shared by the seeds) and a
+  significance mark from a t-test with both variance components, Holm-corrected across the
+  table (``stats.py`` documents all of it). Results without per-image files fall back to
+  seed-only intervals and paired t-tests, with a note; a single seed without them gives Δ
+  with no interval.
 - A **verdict** per resolution above the input size: the trials' verdicts counted across seeds,
   most frequent first ("true_sr 3/3", "resampling 2/3, unfit 1/3"); `unfit` counts like the
   others.
@@ -40,12 +43,14 @@ import numpy as np
 
 from ablate.results.read import NoResults, StudyResults, load_results
 from ablate.spec.config import format_value
-from ablate.table.stats import Comparison, Summary, apply_holm, compare_paired, summarize
+from ablate.table.stats import (Comparison, Summary, apply_holm, compare_images, compare_paired,
+                                summarize)
 
-METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM"}
+METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM",
+           "psnr_y": "Y-PSNR (dB; BT.601 luma, border shaved)"}
 BASIS_COLUMNS = ("psnr_lr_consistency", "psnr_lr_floor", "hf_energy_ratio", "band_error_ratio",
                  "band_coherence", "band_coherence_bicubic")  # what ablate.metrics.verdict reads
-DECIMALS = {"psnr": 2, "ssim": 4}
+DECIMALS = {"psnr": 2, "ssim": 4, "psnr_y": 2}
 
 
 class UnknownBaseline(ValueError):
@@ -176,6 +181,7 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
 
     # seed-aligned vectors per (grid, variant, resolution); verdicts; bicubic values
     seed_at = {sd: k for k, sd in enumerate(seeds)}
+    per_image = _per_image(s, done, metric)
     values: dict[tuple, np.ndarray] = {}
     verdicts: dict[tuple, Counter] = defaultdict(Counter)
     basis: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -201,6 +207,7 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
                 bicubic[(t.grid, r)].append(float(bic_col[i]))
 
     rows: list[Row] = []
+    counts: Counter = Counter()  # seed_only, crops (one photo), no_overlap
     bic_rows = _bicubic_rows(bicubic, metric, grids, resolutions, notes)
     if "" in bic_rows and len(bic_rows) == 1:
         rows.append(bic_rows[""])
@@ -215,7 +222,9 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
                 vec = values.get((g, name, r), empty)
                 row.cells[r] = summarize(vec)
                 if name != base:
-                    row.deltas[r] = compare_paired(vec, values.get((g, base, r), empty))
+                    row.deltas[r] = _compare(vec, values.get((g, base, r), empty), seeds,
+                                             per_image.get((g, name, r), {}),
+                                             per_image.get((g, base, r), {}), counts)
                 if input_size is not None and r > input_size:
                     row.verdicts[r] = dict(verdicts.get((g, name, r), {}))
                     got = basis.get((g, name, r), {})
@@ -230,7 +239,77 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
     )
     apply_holm(t.comparisons)
     _partial_notes(t, s)
+    _interval_notes(t, counts, metric, col, done)
     return t
+
+
+def _per_image(s: StudyResults, done: list[_Trial], metric: str) -> dict[tuple, dict]:
+    """(grid, variant, resolution) → {seed: (image keys, photos, values)} from images/."""
+    if not (s.root / "images").is_dir():
+        return {}
+    out: dict[tuple, dict] = defaultdict(dict)
+    got = s.images([t.id for t in done], metric)
+    for t in done:
+        if t.id not in got:
+            continue
+        a = got[t.id]
+        for r in np.unique(a["resolution"][np.isfinite(a["resolution"])]):
+            m = (a["resolution"] == r) & np.isfinite(a["value"]) & np.isfinite(a["image"])
+            keys = np.array([f"{int(i)}|{p}" for i, p in zip(a["image"][m], a["photo"][m])],
+                            dtype=object)
+            out[(t.grid, t.variant, int(r))][t.seed] = (keys, a["photo"][m], a["value"][m])
+    return out
+
+
+def _compare(vec, base_vec, seeds: list[int], imgs: dict, base_imgs: dict,
+             counts: Counter) -> Comparison:
+    """Two-level comparison over the paired seeds' per-image values when every paired seed
+    has them on both sides; else (older results) the seed-level comparison."""
+    paired = [sd for k, sd in enumerate(seeds) if np.isfinite(vec[k]) and np.isfinite(base_vec[k])]
+    if not paired:
+        return compare_paired(vec, base_vec)
+    if not all(sd in imgs and sd in base_imgs for sd in paired):
+        counts["seed_only"] += 1
+        return compare_paired(vec, base_vec)
+    common = None
+    for sd in paired:
+        for keys, _, _ in (imgs[sd], base_imgs[sd]):
+            common = set(keys) if common is None else common & set(keys)
+    if not common:
+        counts["no_overlap"] += 1
+        counts["seed_only"] += 1
+        return compare_paired(vec, base_vec)
+    order = sorted(common)
+    d = np.empty((len(paired), len(order)))
+    photos = None
+    for row, sd in enumerate(paired):
+        (kv, pv, vv), (kb, _, vb) = imgs[sd], base_imgs[sd]
+        at_v = dict(zip(kv, vv))
+        at_b = dict(zip(kb, vb))
+        d[row] = [at_v[k] - at_b[k] for k in order]
+        if photos is None:
+            by_key = dict(zip(kv, pv))
+            photos = np.array([by_key[k] for k in order], dtype=object)
+    groups = photos
+    if np.unique(photos.astype(str)).size < 2 and len(order) > 1:
+        counts["crops"] += 1
+        groups = np.array(order, dtype=object)  # one photo: its crops, as if independent
+    return compare_images(d, groups)
+
+
+def _interval_notes(t: Table, counts: Counter, metric: str, col, done: list[_Trial]) -> None:
+    if counts["seed_only"]:
+        t.notes.append(
+            f"{counts['seed_only']} comparison(s) without per-image results on both sides "
+            "(written before ablate kept images/, or no shared held-out images): their interval "
+            "and test are over seeds only")
+    if counts["crops"]:
+        t.notes.append(
+            f"{counts['crops']} comparison(s) on a held-out set from one photo: its crops are "
+            "resampled as if independent (the interval is too narrow if they are alike)")
+    rows = [i for tr in done for i in tr.rows]
+    if rows and not np.isfinite(col[metric][rows]).any():
+        t.notes.append(f"no {metric} in these results (written before ablate recorded it)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,6 +488,6 @@ def _partial_notes(t: Table, s: StudyResults) -> None:
                        "(still being written?): " + "; ".join(s.skipped["trials"][:3])
                        + (" …" if len(s.skipped["trials"]) > 3 else ""))
     if len(t.seeds) == 1 or (t.seeds and all(c.n < 2 for c in t.comparisons if c.n)):
-        if any(c.n == 1 for c in t.comparisons):
-            t.notes.append("one seed per comparison: Δ is a single paired difference; "
-                           "no interval or significance test is possible")
+        if any(c.n == 1 and c.ci_low is None for c in t.comparisons):
+            t.notes.append("one seed per comparison and no per-image results: Δ is a single "
+                           "paired difference; no interval or significance test is possible")

@@ -73,8 +73,8 @@ def fmt_delta(c: Comparison | None, t: Table, row: Row, own: Summary | None = No
     if c is None or c.delta is None:
         return MISSING
     s = _num(c.delta, t.decimals, sign=True)
-    if c.n < 2:
-        return s + " (n=1: no interval)"
+    if c.ci_low is None:
+        return s + (" (n=1: no interval)" if c.n < 2 else " (no interval)")
     s += f" [{_num(c.ci_low, t.decimals, True)}, {_num(c.ci_high, t.decimals, True)}]"
     if c.mark:
         s += " " + c.mark
@@ -94,7 +94,7 @@ def fmt_verdict(counts: dict[str, int] | None, row: Row) -> str:
 
 
 def header(t: Table) -> list[str]:
-    short = t.metric.upper()
+    short = {"psnr_y": "Y-PSNR"}.get(t.metric, t.metric.upper())
     cols = ["Variant"]
     for r in t.resolutions:
         cols.append(f"{short}@{r}" + (" (input)" if r == t.input_size else ""))
@@ -135,10 +135,17 @@ def title(t: Table) -> str:
 
 def legend(t: Table) -> str:
     n = len(t.seeds)
+    images = any(c.n_images for c in t.comparisons)
+    if images:
+        delta = (f"Δ vs {t.baseline_label}, paired by seed and held-out image, [95% CI: "
+                 "two-level bootstrap over seeds and held-out photos]; Holm-corrected t-test "
+                 "(seed + photo variance)")
+    else:
+        delta = (f"Δ vs {t.baseline_label}, paired by seed, [95% bootstrap CI over seeds]; "
+                 "Holm-corrected paired t-test")
     return (
         f"mean ± std over {n} seed{'s' if n != 1 else ''} (n = seeds when fewer); "
-        f"Δ vs {t.baseline_label}, paired by seed, [95% bootstrap CI]; "
-        "Holm-corrected paired t-test: * p<0.05, ** p<0.01, *** p<0.001; "
+        f"{delta}: * p<0.05, ** p<0.01, *** p<0.001; "
         f"verdicts counted across seeds above the {t.input_size or '?'} px input; "
         f"{MISSING} = no result"
     )
@@ -382,7 +389,7 @@ def _tex_comment(s: str) -> str:
 CSV_COLUMNS = (
     "study", "grid", "kind", "variant", "label", "is_baseline", "resolution", "metric", "mean",
     "std", "n", "delta", "ci_low", "ci_high", "n_pairs", "p_value", "p_holm", "significance",
-    "verdict",
+    "verdict", "n_images", "n_photos",
 )
 
 
@@ -402,6 +409,7 @@ def records(t: Table, detail: bool = False) -> list[dict]:
                 "p_value": c.p if c else None, "p_holm": c.p_holm if c else None,
                 "significance": c.mark if c else "",
                 "verdict": fmt_verdict(row.verdicts.get(r), row) if r in row.verdicts else "",
+                "n_images": c.n_images if c else None, "n_photos": c.n_photos if c else None,
             })
             if detail:
                 out[-1].update({c: (row.basis.get(r) or {}).get(c) for c in BASIS_COLUMNS})
@@ -431,7 +439,8 @@ def as_dict(t: Table, detail: bool = False) -> dict:
                 "resolution": r, "mean": s.mean, "std": s.std, "n": s.n,
                 "delta": None if c is None else {
                     "value": c.delta, "ci_low": c.ci_low, "ci_high": c.ci_high, "n": c.n,
-                    "p_value": c.p, "p_holm": c.p_holm, "significance": c.mark},
+                    "p_value": c.p, "p_holm": c.p_holm, "significance": c.mark,
+                    "n_images": c.n_images, "n_photos": c.n_photos},
                 "verdicts": row.verdicts.get(r) if r in row.verdicts else None,
             })
             if detail:
