@@ -50,7 +50,7 @@ TRIAL_COLUMNS: dict[str, str] = {
     "band_coherence_bicubic": "same, for bicubic",
     "psnr_lr_consistency": "the fitness gate: model output at r downsampled to the input size "
     "(the input's own downsampler), PSNR vs the input; NaN below the input size",
-    "psnr_lr_floor": "the gate's threshold: PSNR of the input's half-resolution copy (down 2×, "
+    "psnr_lr_floor": "the gate's threshold: PSNR of the input's quarter-resolution copy (down 4×, "
     "bicubic back up) vs the input; below it the verdict is unfit",
     "verdict": "unfit | true_sr | resampling | hallucination | n/a (ablate.metrics.verdict)",
     "epochs": "epochs trained",
