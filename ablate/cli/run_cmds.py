@@ -67,9 +67,10 @@ def status(
 
     Exit 0; 2 when DIR holds no study.
     """
-    from ablate.orchestrate.status import study_dirs, study_status
+    from ablate.orchestrate.status import study_status
+    from ablate.results.layout import find_studies
 
-    dirs = study_dirs(Path(directory))
+    dirs = find_studies(Path(directory))
     if not dirs:
         fail(f"{directory}: no study here (expected a study directory with manifest.json or "
              "trials/, or a results folder holding such directories)")

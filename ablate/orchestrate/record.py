@@ -60,12 +60,7 @@ def record_trial(cfg: TrialConfig, study_dir: StudyDir, *, device: str = "auto",
             outcome = stage_failure(Path(tmp), cfg, error, device=device_label(device),
                                     checkpoint=cdir if cdir.is_dir() else None)
             commit(study_dir, outcome)
-            return False, _rows(outcome)
+            return False, outcome.rows()
         commit(study_dir, stage_result(Path(tmp), result))
     return True, result.rows
 
-
-def _rows(outcome: Outcome) -> list[dict]:
-    import pyarrow.parquet as pq
-
-    return pq.read_table(outcome.files.trial).to_pylist()

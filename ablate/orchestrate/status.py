@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ablate.orchestrate.lock import StudyLock
 from ablate.orchestrate.study_files import latest_checkpoints, running_markers, trial_statuses
-from ablate.results.layout import LOCAL_CHECKPOINTS, StudyDir, find_studies
+from ablate.results.layout import LOCAL_CHECKPOINTS, StudyDir
 from ablate.results.manifest import ManifestError, study_manifest
 
 
@@ -42,11 +42,6 @@ def checkpoint_epochs(study_dir: StudyDir) -> dict[str, int]:
         for tid, (epoch, _) in found.items():
             out[tid] = max(out.get(tid, 0), epoch)
     return out
-
-
-def study_dirs(path: Path) -> list[StudyDir]:
-    """The studies PATH holds (itself, or its sub-folders): [] when none."""
-    return find_studies(path)
 
 
 def study_status(study_dir: StudyDir) -> StudyStatus:

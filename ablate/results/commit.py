@@ -40,6 +40,10 @@ class Outcome:
     trial_id: str
     files: TrialFiles
 
+    def rows(self) -> list[dict]:
+        """The staged trial rows."""
+        return pq.read_table(self.files.trial).to_pylist()
+
 
 def stage(dir: Path, trial_id: str, rows: list[dict], history: list[dict],
           images: list[dict] = (), samples: dict[str, np.ndarray] | None = None,

@@ -11,6 +11,7 @@ labels), seeds and grid points. Nothing here writes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 
@@ -41,9 +42,9 @@ def legacy_manifest(study_dir: StudyDir) -> Manifest | None:
             problem = " ".join(str(e).split())
         else:
             m = Manifest.from_study(study, expand(study))
-            return Manifest(**{**m.__dict__, "trials": planned if planned is not None else m.trials,
-                               "spec": str((plan or {}).get("spec", "")), "written_by": "",
-                               "written_at": ""})
+            return dataclasses.replace(
+                m, trials=planned if planned is not None else m.trials,
+                spec=str((plan or {}).get("spec", "")), written_by="", written_at="")
     if planned is None:
         raise ManifestError(f"{study_dir.spec_copy} no longer validates ({problem[:300]}); "
                             "the study's variants, labels and baseline are taken from its rows")
