@@ -79,6 +79,44 @@ def test_study_through_ray_then_rerun_skips(tmp_path, ray_address):
     r = runner.invoke(app, ["status", str(out)])
     assert r.exit_code == 0 and "tiny (done): 4/4 completed" in r.output
 
+    # the seed-0 trials again, with the local executor: one commit path, so the same files with
+    # the same contents as Ray's (only wall-clock columns differ). One CPU thread, as in a Ray
+    # worker of cpus_per_trial = 1 (OMP_NUM_THREADS=1): float sums split over threads differ in
+    # the last bit, and the comparison is exact.
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        r = runner.invoke(app, ["run", str(study), "--results", str(tmp_path / "local"),
+                                "--executor", "local", "--set", "study.seeds=[0]"])
+    finally:
+        torch.set_num_threads(threads)
+    assert r.exit_code == 0, r.output
+    same_files(tmp_path / "local" / "tiny", out / "tiny")
+
+
+WALL_CLOCK = {"train_seconds", "train_img_per_s", "finished_at", "seconds", "img_per_s"}
+
+
+def same_files(local: Path, ray: Path) -> None:
+    """Every result file of `local` exists in `ray` with the same contents (wall clock aside)."""
+    names = sorted(str(p.relative_to(local)) for sub in ("trials", "history", "images", "artifacts")
+                   for p in (local / sub).rglob("*") if p.is_file())
+    assert len(names) == 2 * 5  # 2 trials: trial, history, images, predictions, spectra
+    for name in names:
+        if name.endswith(".npz"):
+            with np.load(local / name) as a, np.load(ray / name) as b:
+                assert a.files == b.files
+                for k in a.files:
+                    np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name}: {k}")
+            continue
+        a, b = pq.read_table(local / name), pq.read_table(ray / name)
+        assert a.schema == b.schema, name
+        keep = [c for c in a.column_names if c not in WALL_CLOCK]
+        pd.testing.assert_frame_equal(a.select(keep).to_pandas(), b.select(keep).to_pandas(),
+                                      check_exact=True, obj=name)
+
 
 def test_failing_variant_is_retried_then_recorded_with_its_history(tmp_path, ray_address):
     # "broken" trains epoch 1 normally, then diverges in epoch 2: its "cosine" schedule rises
@@ -127,15 +165,7 @@ def test_unreachable_address_is_a_clear_error(tmp_path):
     assert time.monotonic() - t0 < 15
 
 
-WALL_CLOCK = {"train_seconds", "train_img_per_s", "finished_at", "seconds", "img_per_s"}
-
-
-def result_files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for sub in ("trials", "history", "images", "artifacts")
-                  for p in (root / sub).rglob("*") if p.is_file())
-
-
-def test_local_executor_and_lock_and_same_files_as_ray(tmp_path, ray_address):
+def test_local_executor_and_lock(tmp_path):
     from ablate.orchestrate.lock import StudyLock
 
     study = write_tiny_study(tmp_path, name="loc", seeds=(0,), epochs=1)
@@ -143,41 +173,17 @@ def test_local_executor_and_lock_and_same_files_as_ray(tmp_path, ray_address):
     with StudyLock(out / "loc"):
         r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local"])
         assert r.exit_code == 2 and f"pid {os.getpid()}" in r.output
-    # one CPU thread, as in a Ray worker of cpus_per_trial = 1 (OMP_NUM_THREADS=1): float sums
-    # split over threads differ in the last bit, and the comparison below is exact
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local"])
-    finally:
-        torch.set_num_threads(threads)
+    # left by a killed run: a staging folder and a running marker, cleared by the next run
+    (out / "loc" / ".stage-dead-x").mkdir()
+    (out / "loc" / ".stage-dead-x" / "trial.parquet").write_bytes(b"half")
+    (out / "loc" / "running").mkdir()
+    (out / "loc" / "running" / "dead.json").write_text("{}")
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local"])
     assert r.exit_code == 0, r.output
-    local = out / "loc"
-    assert len(trial_files(local)) == 2
-    check_images(local, trial_files(local))
-
-    # the same trials through Ray: one commit path, so the same files with the same contents
-    # (only wall-clock columns differ)
-    r = runner.invoke(app, ["run", str(study), "--results", str(tmp_path / "viaray"),
-                            "--address", ray_address])
-    assert r.exit_code == 0, r.output
-    ray = tmp_path / "viaray" / "loc"
-    assert result_files(ray) == result_files(local)
-    assert len(result_files(local)) == 2 * 5  # trial, history, images, predictions, spectra
-    for name in result_files(local):
-        if name.endswith(".npz"):
-            with np.load(local / name) as a, np.load(ray / name) as b:
-                assert a.files == b.files
-                for k in a.files:
-                    np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name}: {k}")
-            continue
-        a, b = pq.read_table(local / name), pq.read_table(ray / name)
-        assert a.schema == b.schema, name
-        keep = [c for c in a.column_names if c not in WALL_CLOCK]
-        pd.testing.assert_frame_equal(a.select(keep).to_pandas(), b.select(keep).to_pandas(),
-                                      check_exact=True, obj=name)
+    assert len(trial_files(out / "loc")) == 2
+    check_images(out / "loc", trial_files(out / "loc"))
+    assert not list((out / "loc").glob(".stage-*"))
+    assert not list((out / "loc" / "running").iterdir())
 
 
 def test_sigkill_mid_study_then_rerun_completes_each_trial_once(tmp_path, ray_address):

@@ -26,7 +26,7 @@ def trial(
     images/, artifacts/); a failed trial writes a `status = failed` row with its error and
     exits 1. An interrupted trial resumes from its latest epoch checkpoint when run again.
     Exit 2 on invalid input (unknown variant or seed, bad device or data path), or when an
-    `ablate run` of the study is going on.
+    `ablate run` of the study is going on; 130 on Ctrl-C.
     """
     from ablate.orchestrate.lock import StudyLocked
     from ablate.orchestrate.preflight import RunError

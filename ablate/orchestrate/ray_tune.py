@@ -249,7 +249,7 @@ class _Recorder(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         cfg = self._cfg(trial)
         error = _error_text(trial)
-        with tempfile.TemporaryDirectory(prefix=f".stage-{cfg.trial_id}-",
+        with tempfile.TemporaryDirectory(prefix=self.study_dir.staging_prefix(cfg.trial_id),
                                          dir=self.study_dir.root) as tmp:
             if trial.checkpoint is not None:  # the epochs it did finish, as the local path keeps
                 with trial.checkpoint.as_directory() as d:

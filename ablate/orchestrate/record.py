@@ -47,7 +47,8 @@ def record_trial(cfg: TrialConfig, study_dir: StudyDir, *, device: str = "auto",
     cdir = study_dir.checkpoint(cfg.trial_id)
     resume = cdir if (cdir / CHECKPOINT_FILE).is_file() else None
     study_dir.root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".stage-{cfg.trial_id}-", dir=study_dir.root) as tmp:
+    with tempfile.TemporaryDirectory(prefix=study_dir.staging_prefix(cfg.trial_id),
+                                     dir=study_dir.root) as tmp:
         try:
             result = run_trial(cfg, device=device, checkpoint_dir=cdir, resume_from=resume,
                                on_epoch=on_epoch, log=log)

@@ -20,7 +20,7 @@ from ablate.orchestrate.executor import Executor
 from ablate.orchestrate.lock import StudyLock
 from ablate.orchestrate.preflight import RunError, check_data, check_device
 from ablate.orchestrate.progress import Progress
-from ablate.orchestrate.study_files import clear_running, completed_ids
+from ablate.orchestrate.study_files import clear_stale, completed_ids
 from ablate.results.atomic import atomic_copy
 from ablate.results.layout import StudyDir
 from ablate.results.manifest import Manifest, write_manifest
@@ -45,12 +45,13 @@ class RunSummary:
 
 
 def start_study(study_dir: StudyDir, study: Study, trials: list[TrialConfig]) -> None:
-    """With the study's lock held: its manifest and spec copy, and no stale running markers."""
+    """With the study's lock held: its manifest and spec copy; what a stopped run left (running
+    markers, staging folders) cleared."""
     write_manifest(study_dir, Manifest.from_study(study, trials))
     study_dir.legacy_plan.unlink(missing_ok=True)  # an earlier version's; the manifest says it
     if study.path and Path(study.path).is_file():
         atomic_copy(study.path, study_dir.spec_copy)
-    clear_running(study_dir)
+    clear_stale(study_dir)
 
 
 def run_study(study: Study, results: str | Path = "results", *,

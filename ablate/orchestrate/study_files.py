@@ -10,13 +10,14 @@ checkpoint; a marker left behind by a stopped run marks the trial interrupted.
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from ablate.results.atomic import atomic_write_text
-from ablate.results.layout import CHECKPOINT_FILE, RAY_CHECKPOINTS, StudyDir
+from ablate.results.layout import CHECKPOINT_FILE, RAY_CHECKPOINTS, STAGING_PREFIX, StudyDir
 from ablate.spec.config import TrialConfig
 
 
@@ -82,7 +83,10 @@ def running_markers(study_dir: StudyDir) -> dict[str, int]:
     return out
 
 
-def clear_running(study_dir: StudyDir) -> None:
-    """Drop the markers a previous, stopped run left (called with the run lock held)."""
+def clear_stale(study_dir: StudyDir) -> None:
+    """Drop what a previous, stopped run left: running markers and staging folders (called
+    with the run lock held, so nothing else is writing them)."""
     for p in study_dir.running_dir.glob("*.json"):
         p.unlink(missing_ok=True)
+    for p in study_dir.root.glob(f"{STAGING_PREFIX}*"):
+        shutil.rmtree(p, ignore_errors=True)

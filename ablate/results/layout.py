@@ -20,6 +20,8 @@
 <results>/<study>/study.toml                     a copy of the spec file (for people)
 <results>/<study>/.run.lock                      held by the `ablate run` or `ablate trial`
         working on the study
+<results>/<study>/.stage-<trial_id>-*/           a finished trial's files while they are
+        staged for the commit (TrialFiles)
 ```
 
 Written before manifest.json existed (still read, ``results/legacy.py``): ``plan.json`` (the
@@ -39,6 +41,7 @@ MANIFEST = "manifest.json"
 SPEC_COPY = "study.toml"
 LOCK = ".run.lock"
 LEGACY_PLAN = "plan.json"
+STAGING_PREFIX = ".stage-"  # a trial's files being staged: <study>/.stage-<trial_id>-*/
 
 PREDICTIONS_FILE = "predictions.npz"  # in artifacts/<trial_id>/
 SPECTRA_FILE = "spectra.parquet"  # in artifacts/<trial_id>/
@@ -137,6 +140,11 @@ class StudyDir:
     def checkpoint(self, trial_id: str) -> Path:
         """The local executor's checkpoint directory of a trial."""
         return self.checkpoints_dir / trial_id
+
+    def staging_prefix(self, trial_id: str) -> str:
+        """Name prefix of the temporary folders (in the study) where a trial's files are
+        staged before the commit; left behind only by a killed process."""
+        return f"{STAGING_PREFIX}{trial_id}-"
 
     # -- what it holds ----------------------------------------------------------------------
     @property

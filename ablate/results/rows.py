@@ -1,7 +1,7 @@
 """The rows of a trial file (TRIAL_COLUMNS), from the trial's config and its outcome.
 
-    completed_rows(cfg, evaluation.rows, outcome=RunFacts(...))   # one row per eval resolution
-    failure_rows(cfg, error, device="cpu", epochs=3)                # status = failed, metrics NaN
+    completed_rows(cfg, evaluation.rows, RunFacts(...))   # one row per eval resolution
+    failure_rows(cfg, error, device="cpu", epochs=3)      # status = failed, metrics NaN
 
 The config columns come from the `TrialConfig` alone (`config_columns`), the outcome columns
 from the run, the metric columns (`METRIC_KEYS`) from the evaluation. Torch-free, Ray-free.
@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 
 from ablate.results.schema import METRIC_KEYS
 from ablate.spec.config import TrialConfig
+from ablate.spec.ids import trial_to_dict
+from ablate.version import code_version
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,6 @@ def empty_metrics(resolution: int) -> dict:
 
 def config_columns(cfg: TrialConfig) -> dict:
     """The columns every row of a trial shares, from its config alone."""
-    from ablate.spec.ids import trial_to_dict
-    from ablate.version import code_version
-
     return {"study": cfg.study, "trial_id": cfg.trial_id, "variant": cfg.variant,
             "label": cfg.label, "variant_order": cfg.variant_order, "grid": cfg.grid_key(),
             "seed": cfg.seed, **cfg.axes(), "code_version": code_version(),
