@@ -95,11 +95,11 @@ def test_oracle_is_true_sr_and_noise_is_hallucination(setup):
     assert bad.row(64)["psnr"] < bad.row(64)["psnr_bicubic"]
 
 
-def test_fitness_gate_against_the_inputs_half_resolution_copy(setup):
+def test_fitness_gate_against_the_inputs_quarter_resolution_copy(setup):
     cfg, test = setup
     s = cfg.input_size
-    # the floor, computed independently: 16 → 8 (antialiased bicubic) → 16 (bicubic), PSNR
-    half = torch.nn.functional.interpolate(test.inputs, size=(s // 2, s // 2), mode="bicubic",
+    # the floor, computed independently: 16 → 4 (antialiased bicubic) → 16 (bicubic), PSNR
+    half = torch.nn.functional.interpolate(test.inputs, size=(s // 4, s // 4), mode="bicubic",
                                            align_corners=False, antialias=True).clamp(0, 1)
     up = torch.nn.functional.interpolate(half, size=(s, s), mode="bicubic",
                                          align_corners=False).clamp(0, 1)
@@ -107,10 +107,10 @@ def test_fitness_gate_against_the_inputs_half_resolution_copy(setup):
     assert float(lr_floor(test.inputs).mean()) == pytest.approx(floor, abs=1e-9)
     assert 15 < floor < 45
 
-    # a model that holds only a quarter-resolution copy of its input does not fit it: unfit at
+    # a model that holds only an eighth-resolution copy of its input does not fit it: unfit at
     # every resolution, whatever its spectrum would say
     blurry = evaluate(lambda x, r: bicubic_upsample(bicubic_upsample(
-        torch.nn.functional.interpolate(x, size=(s // 4, s // 4), mode="area"), s), r), test, cfg)
+        torch.nn.functional.interpolate(x, size=(s // 8, s // 8), mode="area"), s), r), test, cfg)
     for r in (16, 32, 64):
         row = blurry.row(r)
         assert row["psnr_lr_floor"] == pytest.approx(floor)

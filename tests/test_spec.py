@@ -254,8 +254,14 @@ def test_shipped_studies_are_valid():
     q = load_study(STUDIES / "quickstart.toml")
     j = load_study(STUDIES / "jitter_vs_multiscale.toml")
     load_study(STUDIES / "sigma_sweep.toml")
-    assert [v.name for v in q.variants] == [v.name for v in j.variants]
-    assert len(expand(j)) == 18 and len(expand(q)) == 6
+    loc = load_study(STUDIES / "locality.toml")
+    # the quickstart keeps the contrast under study: no jitter, jitter, multi-scale from HR,
+    # multi-scale from the upsampled input (a subset of the flagship's rows)
+    assert {v.name for v in q.variants} <= {v.name for v in j.variants}
+    assert {v.multiscale.mode for v in q.variants} == {"off", "random_res", "upsampled_input"}
+    assert {v.jitter.placement for v in q.variants} == {"none", "per_batch"}
+    assert len(expand(j)) == 18 and len(expand(q)) == 4
+    assert [t.model.locality for t in expand(loc)] == ["raster", "none", "2d", "2d", "2d"]
     assert j.train.epochs == 40 and j.train.batch_size == 16 and j.study.seeds == (0, 1, 2)
     labels = [v.label for v in j.variants]
     for needed in ("Original (bug)", "Corrected jittering", "Multi-scale", "Progressive multi-scale",

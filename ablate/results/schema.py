@@ -118,8 +118,8 @@ TRIAL_COLUMNS = _table(
     ("psnr_lr_consistency", _F, "the fitness gate: model output at r downsampled to the input "
      "size (the input's own downsampler), PSNR vs the input; NaN below the input size",
      "metric"),
-    ("psnr_lr_floor", _F, "the gate's threshold: PSNR of the input's half-resolution copy "
-     "(down 2×, bicubic back up) vs the input; below it the verdict is unfit", "metric"),
+    ("psnr_lr_floor", _F, "the gate's threshold: PSNR of the input's quarter-resolution copy "
+     "(down 4×, bicubic back up) vs the input; below it the verdict is unfit", "metric"),
     ("verdict", _S, "unfit | true_sr | resampling | hallucination | n/a "
      "(ablate.metrics.verdict)", "metric"),
     ("epochs", _I, "epochs trained", "outcome"),

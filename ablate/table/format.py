@@ -183,7 +183,7 @@ def detail_legend(t: Table) -> str:
     return (
         "means over seeds; rule (ablate/metrics/verdict.py), in order: unfit when the LR PSNR "
         "(the output at r downsampled to the input, vs the input) is below its floor (the "
-        "input's half-resolution copy); true_sr when error × bicubic ≤ "
+        "input's quarter-resolution copy); true_sr when error × bicubic ≤ "
         f"{TRUE_SR_MAX_ERROR_RATIO:g} and coherence ≥ bicubic's + {TRUE_SR_MIN_COHERENCE_GAIN:g}; "
         f"hallucination when energy × bicubic ≥ {HALLUCINATION_MIN_ENERGY_RATIO:g} and error × "
         f"bicubic ≥ {HALLUCINATION_MIN_ERROR_RATIO:g}; resampling otherwise. In-band: above the "
