@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the synthetic result writer lives with the tests
 sys.path.insert(0, str(REPO))
 
-from synthetic_results import Variant, trial_rows, write_spec, write_trial  # noqa: E402
+from synthetic_results import Variant, trial_rows, write_study_manifest, write_trial  # noqa: E402
 
 LIMIT_S = 2.0
 N_VARIANTS, GRID = 20, ("sigmas=[128,32]", "sigmas=[64,16]", "sigmas=[256,64]", "sigmas=[32,8]")
@@ -44,8 +44,8 @@ def write_study(results: Path, rows: int, resolutions: tuple[int, ...]) -> tuple
                 for i in range(N_VARIANTS)]
     root = results / "bench"
     root.mkdir(parents=True, exist_ok=True)
-    write_spec(root, "bench", variants, range(seeds), resolutions, min(resolutions),
-               grid={"sigmas": [[128, 32], [64, 16], [256, 64], [32, 8]]})
+    write_study_manifest(root, "bench", variants, range(seeds), resolutions, min(resolutions),
+                         grid=GRID)
     n = 0
     for seed in range(seeds):  # seed-major: an unfinished study lacks its last seeds
         for g in GRID:

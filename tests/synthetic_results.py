@@ -1,4 +1,6 @@
-"""Synthetic result directories, written exactly per ``ablate.results.schema``.
+"""Synthetic result directories, written exactly per the result contract: the column tables of
+``ablate.results.schema`` (names and Arrow types), the paths of ``ablate.results.layout`` and
+the study's ``manifest.json`` (``ablate.results.manifest``).
 
 The table and the report are built from the result contract alone, so their tests (and the
 table benchmark) do not train anything: they write the Parquet files and artifacts a study
@@ -25,16 +27,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ablate.results.schema import (
-    HISTORY_COLUMNS,
-    IMAGE_COLUMNS,
-    SPECTRA_COLUMNS,
-    TRIAL_COLUMNS,
-    artifacts_dir,
-    history_path,
-    images_path,
-    trial_path,
-)
+from ablate.results.layout import PREDICTIONS_FILE, SPECTRA_FILE, StudyDir
+from ablate.results.manifest import Manifest, PlannedTrial, PlannedVariant, write_manifest
+from ablate.results.schema import HISTORY_COLUMNS, IMAGE_COLUMNS, SPECTRA_COLUMNS, TRIAL_COLUMNS
 
 # Bicubic of the same 32×32 inputs: identical for every variant and seed (per resolution).
 BICUBIC_PSNR = {64: 27.0, 96: 25.6, 128: 24.5}
@@ -51,37 +46,11 @@ class Variant:
     verdict: str = "resampling"  # verdict of its rows above the input size
 
 
-# Column dtypes, in TRIAL_COLUMNS order.
-_INT = {"variant_order", "seed", "resolution", "epochs"}
-_FLOAT = {
-    "jitter_std", "psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "psnr_y", "psnr_y_bicubic",
-    "hf_energy_ratio", "band_error_ratio", "band_coherence", "band_coherence_bicubic",
-    "psnr_lr_consistency", "psnr_lr_floor", "train_seconds", "train_img_per_s",
-}
-TRIAL_SCHEMA = pa.schema(
-    [
-        (c, pa.int64() if c in _INT else pa.float64() if c in _FLOAT else pa.string())
-        for c in TRIAL_COLUMNS
-    ]
-)
-HISTORY_SCHEMA = pa.schema(
-    [
-        ("study", pa.string()), ("trial_id", pa.string()), ("variant", pa.string()),
-        ("seed", pa.int64()), ("epoch", pa.int64()), ("loss", pa.float64()),
-        ("lr", pa.float64()), ("quick_psnr", pa.float64()), ("img_per_s", pa.float64()),
-        ("seconds", pa.float64()), ("resolutions", pa.string()), ("resumed", pa.bool_()),
-    ]
-)
-SPECTRA_SCHEMA = pa.schema(
-    [("resolution", pa.int64()), ("kind", pa.string()), ("frequency", pa.float64()),
-     ("power", pa.float64())]
-)
-IMAGE_SCHEMA = pa.schema(
-    [(c, pa.string() if c in ("trial_id", "photo") else
-      pa.int64() if c in ("resolution", "image") else pa.float64()) for c in IMAGE_COLUMNS]
-)
-assert list(HISTORY_SCHEMA.names) == list(HISTORY_COLUMNS)
-assert list(SPECTRA_SCHEMA.names) == list(SPECTRA_COLUMNS)
+# The Arrow schemas, from the column tables (as the writers use them).
+TRIAL_SCHEMA = TRIAL_COLUMNS.schema
+HISTORY_SCHEMA = HISTORY_COLUMNS.schema
+SPECTRA_SCHEMA = SPECTRA_COLUMNS.schema
+IMAGE_SCHEMA = IMAGE_COLUMNS.schema
 
 
 def trial_id_of(study: str, variant: str, grid: str, seed: int) -> str:
@@ -145,7 +114,7 @@ def trial_rows(
 
 
 def write_trial(study_root: Path, cols: dict[str, list]) -> Path:
-    path = trial_path(study_root, cols["trial_id"][0])
+    path = StudyDir(study_root).trial(cols["trial_id"][0])
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pydict(cols, schema=TRIAL_SCHEMA), path)
     return path
@@ -159,7 +128,7 @@ def write_images(study_root: Path, tid: str, rows: list[dict]) -> Path:
         full = {"trial_id": tid, **{c: float("nan") for c in list(IMAGE_COLUMNS)[4:]}, **row}
         for c in IMAGE_COLUMNS:
             cols[c].append(full[c])
-    path = images_path(study_root, tid)
+    path = StudyDir(study_root).images(tid)
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pydict(cols, schema=IMAGE_SCHEMA), path)
     return path
@@ -179,7 +148,7 @@ def write_history(study_root: Path, study: str, tid: str, variant: Variant, seed
         "img_per_s": [800.0] * epochs, "seconds": [1.3] * epochs,
         "resolutions": ["32"] * epochs, "resumed": [False] * epochs,
     }
-    path = history_path(study_root, tid)
+    path = StudyDir(study_root).history(tid)
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pydict(cols, schema=HISTORY_SCHEMA), path)
 
@@ -226,9 +195,9 @@ def write_artifacts(study_root: Path, tid: str, variant: Variant, seed: int, res
     gain = float(np.clip(0.3 + variant.effect / 2, 0, 0.95))
     noise = np.random.default_rng(seed).normal(0, 0.02, truth.shape).astype(np.float32)
     pred = np.clip(bic + gain * (truth - bic) + noise, 0, 1).astype(np.float32)
-    adir = artifacts_dir(study_root, tid)
+    adir = StudyDir(study_root).artifacts(tid)
     adir.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(adir / "predictions.npz", input=inp, bicubic=bic, prediction=pred,
+    np.savez_compressed(adir / PREDICTIONS_FILE, input=inp, bicubic=bic, prediction=pred,
                         truth=truth)
     rows = {"resolution": [], "kind": [], "frequency": [], "power": []}
     for r in resolutions:
@@ -245,23 +214,23 @@ def write_artifacts(study_root: Path, tid: str, variant: Variant, seed: int, res
             rows["kind"] += [kind] * len(f)
             rows["frequency"] += f.tolist()
             rows["power"] += p.tolist()
-    pq.write_table(pa.Table.from_pydict(rows, schema=SPECTRA_SCHEMA), adir / "spectra.parquet")
+    pq.write_table(pa.Table.from_pydict(rows, schema=SPECTRA_SCHEMA), adir / SPECTRA_FILE)
 
 
-def write_spec(study_root: Path, study: str, variants, seeds, resolutions, input_size: int,
-               baseline: str = "", grid: dict | None = None) -> None:
-    lines = ["[study]", f'name = "{study}"', f"seeds = {list(seeds)}"]
-    if baseline:
-        lines.append(f'baseline = "{baseline}"')
-    lines += ["", "[data]", f"input_size = {input_size}",
-              f"eval_resolutions = {list(resolutions)}", ""]
-    if grid:
-        lines.append("[grid]")
-        lines += [f"{k} = {json.dumps(v)}" for k, v in grid.items()]
-        lines.append("")
-    for v in variants:
-        lines += ["[[variant]]", f'name = "{v.name}"', f'label = "{v.label}"', ""]
-    (study_root / "study.toml").write_text("\n".join(lines))
+def write_study_manifest(study_root: Path, study: str, variants, seeds, resolutions,
+                         input_size: int, baseline: str = "", grid=("",),
+                         epochs: int = 6) -> Manifest:
+    """manifest.json of the study `make_study` writes (every variant × grid point × seed)."""
+    m = Manifest(
+        study=study, baseline=baseline or variants[0].name, seeds=tuple(seeds),
+        variants=tuple(PlannedVariant(v.name, v.label) for v in variants),
+        grid=tuple(g for g in grid if g), input_size=input_size,
+        eval_resolutions=tuple(sorted(resolutions)),
+        trials=tuple(PlannedTrial(trial_id_of(study, v.name, g, s), v.name, s, g, epochs)
+                     for v in variants for g in grid for s in seeds),
+        written_by="synthetic")
+    write_manifest(StudyDir(study_root), m)
+    return m
 
 
 def make_study(
@@ -278,8 +247,7 @@ def make_study(
     grid: tuple[str, ...] = ("",),
     *,
     baseline: str = "",
-    spec: bool = True,
-    spec_grid: dict | None = None,
+    manifest: bool = True,
     missing: set[tuple[str, int]] = frozenset(),  # (variant, seed) not run yet
     failed: set[tuple[str, int]] = frozenset(),  # (variant, seed) that failed
     drop_resolutions: dict[tuple[str, int], set[int]] | None = None,  # rows left out
@@ -292,8 +260,9 @@ def make_study(
     """Write a study under ``results/<name>/``; returns the study root."""
     root = Path(results) / name
     (root / "trials").mkdir(parents=True, exist_ok=True)
-    if spec:
-        write_spec(root, name, variants, seeds, resolutions, input_size, baseline, spec_grid)
+    if manifest:  # grid points in the order given (the spec's order)
+        write_study_manifest(root, name, variants, seeds, resolutions, input_size, baseline,
+                             grid, epochs)
     for g in grid:
         for order, v in enumerate(variants):
             for s in seeds:

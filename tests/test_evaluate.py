@@ -11,10 +11,11 @@ import torch
 from data_fixtures import write_cifar
 
 from ablate.data.dataset import build_data
-from ablate.metrics.evaluate import METRIC_KEYS, evaluate
+from ablate.metrics.evaluate import evaluate
 from ablate.metrics.image import bicubic_upsample, psnr
 from ablate.metrics.verdict import lr_floor
-from ablate.results.schema import SPECTRA_COLUMNS, TRIAL_COLUMNS
+from ablate.results.schema import METRIC_KEYS, SPECTRA_COLUMNS, TRIAL_COLUMNS
+from ablate.results.write import write_artifacts
 
 CFG_KW = dict(
     hr_size=64, input_size=16, eval_resolutions=(16, 32, 64), test_samples=10, train_samples=8
@@ -137,7 +138,7 @@ def test_artifacts_written_as_documented(setup, tmp_path):
     cfg, test = setup
     res = evaluate(bicubic_upsample, test, cfg, n_samples=3)
     out = tmp_path / "artifacts" / "abc123"
-    res.write_artifacts(out)
+    write_artifacts(out, res.samples, res.spectra)
     with np.load(out / "predictions.npz") as z:
         assert sorted(z.files) == ["bicubic", "input", "prediction", "truth"]
         assert z["input"].shape == (3, 3, 16, 16)
@@ -172,7 +173,7 @@ def test_no_ground_truth_is_missing_not_faked(tmp_path):
     assert res.row(32)["psnr"] == 100.0
     assert res.sample_resolution == 32 and res.samples["truth"].shape == (4, 3, 32, 32)
     assert res.spectra == []
-    res.write_artifacts(tmp_path / "art")
+    write_artifacts(tmp_path / "art", res.samples, res.spectra)
     assert pd.read_parquet(tmp_path / "art" / "spectra.parquet").empty
 
 

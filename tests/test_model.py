@@ -218,3 +218,22 @@ def test_shared_queries_are_computed_once_with_the_same_result():
     gb = torch.autograd.grad(model(img, copies).square().sum(), list(model.parameters()))
     for x, y in zip(ga, gb):
         torch.testing.assert_close(x, y)
+
+
+def test_param_groups_decay_only_weight_matrices():
+    cfg = ModelConfig(dim=16, depth=1, num_latents=16, d_state=4, mlp_dim=32, heads=1,
+                      head_dim=8, feature_dim=8, patch_size=4)
+    model = SRModel(cfg, input_size=16)
+    decay, no_decay = model.param_groups(0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    ids = {id(p): n for n, p in model.named_parameters()}
+    quiet = {ids[id(p)] for p in no_decay["params"]}
+    loud = {ids[id(p)] for p in decay["params"]}
+    assert quiet | loud == set(ids.values()) and not quiet & loud  # every parameter exactly once
+    for name in quiet:
+        assert name.endswith((".bias", "A_log", ".D", "latents")) or "norm" in name, name
+    assert "encoder.latents" in quiet
+    assert any(n.endswith("A_log") for n in quiet) and any(n.endswith(".D") for n in quiet)
+    assert any("norm" in n and n.endswith(".weight") for n in quiet)
+    for name in loud:
+        assert name.endswith(".weight") and "norm" not in name, name

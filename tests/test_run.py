@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -54,7 +56,8 @@ def test_study_through_ray_then_rerun_skips(tmp_path, ray_address):
         assert list(df.columns) == list(TRIAL_COLUMNS)
         assert set(df["status"]) == {"completed"} and list(df["resolution"]) == [16, 32]
     assert len(list((out / "tiny" / "history").glob("*.parquet"))) == 4
-    assert (out / "tiny" / "study.toml").exists()
+    assert (out / "tiny" / "study.toml").exists() and (out / "tiny" / "manifest.json").exists()
+    assert not (out / "tiny" / "plan.json").exists()
     check_images(out / "tiny", files)
     mtimes = {f: f.stat().st_mtime_ns for f in files}
 
@@ -76,22 +79,69 @@ def test_study_through_ray_then_rerun_skips(tmp_path, ray_address):
     r = runner.invoke(app, ["status", str(out)])
     assert r.exit_code == 0 and "tiny (done): 4/4 completed" in r.output
 
+    # the seed-0 trials again, with the local executor: one commit path, so the same files with
+    # the same contents as Ray's (only wall-clock columns differ). One CPU thread, as in a Ray
+    # worker of cpus_per_trial = 1 (OMP_NUM_THREADS=1): float sums split over threads differ in
+    # the last bit, and the comparison is exact.
+    import torch
 
-def test_failing_variant_is_retried_then_recorded(tmp_path, ray_address):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        r = runner.invoke(app, ["run", str(study), "--results", str(tmp_path / "local"),
+                                "--executor", "local", "--set", "study.seeds=[0]"])
+    finally:
+        torch.set_num_threads(threads)
+    assert r.exit_code == 0, r.output
+    same_files(tmp_path / "local" / "tiny", out / "tiny")
+
+
+WALL_CLOCK = {"train_seconds", "train_img_per_s", "finished_at", "seconds", "img_per_s"}
+
+
+def same_files(local: Path, ray: Path) -> None:
+    """Every result file of `local` exists in `ray` with the same contents (wall clock aside)."""
+    names = sorted(str(p.relative_to(local)) for sub in ("trials", "history", "images", "artifacts")
+                   for p in (local / sub).rglob("*") if p.is_file())
+    assert len(names) == 2 * 5  # 2 trials: trial, history, images, predictions, spectra
+    for name in names:
+        if name.endswith(".npz"):
+            with np.load(local / name) as a, np.load(ray / name) as b:
+                assert a.files == b.files
+                for k in a.files:
+                    np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name}: {k}")
+            continue
+        a, b = pq.read_table(local / name), pq.read_table(ray / name)
+        assert a.schema == b.schema, name
+        keep = [c for c in a.column_names if c not in WALL_CLOCK]
+        pd.testing.assert_frame_equal(a.select(keep).to_pandas(), b.select(keep).to_pandas(),
+                                      check_exact=True, obj=name)
+
+
+def test_failing_variant_is_retried_then_recorded_with_its_history(tmp_path, ray_address):
+    # "broken" trains epoch 1 normally, then diverges in epoch 2: its "cosine" schedule rises
+    # to min_lr ≫ lr from the second step on (the loss of epoch 1 is computed before that)
     extra = ('\n[[variant]]\nname = "broken"\njitter = "per_sample"\n'
-             'train = { lr = 1e30, grad_clip = 0 }\n')  # diverges: NaN loss
+             'train = { epochs = 2, lr = 1e-3, min_lr = 1e30, grad_clip = 0 }\n')
     study = write_tiny_study(tmp_path, name="fails", seeds=(0,), epochs=1, max_failures=1,
                              extra=extra)
     out = tmp_path / "res"
     r = runner.invoke(app, ["run", str(study), "--results", str(out), "--address", ray_address])
     assert r.exit_code == 1, r.output
     assert "retrying broken seed 0" in r.output  # one retry (max_failures = 1)
-    assert "FAILED" in r.output and "loss became" in r.output
+    assert "FAILED" in r.output and "loss became nan in epoch 2" in r.output
     rows = pd.concat(pd.read_parquet(f) for f in trial_files(out / "fails"))
     by_variant = rows.groupby("variant")["status"].agg(set).to_dict()
     assert by_variant == {"plain": {"completed"}, "multiscale": {"completed"}, "broken": {"failed"}}
-    err = rows[rows.variant == "broken"]["error"].iloc[0]
+    broken = rows[rows.variant == "broken"]
+    err = broken["error"].iloc[0]
     assert "TrialFailed" in err and "loss became" in err
+    # the epoch it finished is kept, as the local executor keeps it; the device is recorded
+    assert set(broken["epochs"]) == {1} and set(broken["device"]) == {"cpu"}
+    hist = pd.read_parquet(out / "fails" / "history" / f"{broken['trial_id'].iloc[0]}.parquet")
+    assert list(hist["epoch"]) == [1] and np.isfinite(hist["loss"]).all()
+    assert not (out / "fails" / "images" / f"{broken['trial_id'].iloc[0]}.parquet").exists()
+    assert not list((out / "fails" / "running").glob("*"))  # every trial committed
 
 
 def test_missing_data_path_is_invalid_input_not_failed_trials(tmp_path):
@@ -123,10 +173,17 @@ def test_local_executor_and_lock(tmp_path):
     with StudyLock(out / "loc"):
         r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local"])
         assert r.exit_code == 2 and f"pid {os.getpid()}" in r.output
+    # left by a killed run: a staging folder and a running marker, cleared by the next run
+    (out / "loc" / ".stage-dead-x").mkdir()
+    (out / "loc" / ".stage-dead-x" / "trial.parquet").write_bytes(b"half")
+    (out / "loc" / "running").mkdir()
+    (out / "loc" / "running" / "dead.json").write_text("{}")
     r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local"])
     assert r.exit_code == 0, r.output
     assert len(trial_files(out / "loc")) == 2
     check_images(out / "loc", trial_files(out / "loc"))
+    assert not list((out / "loc").glob(".stage-*"))
+    assert not list((out / "loc" / "running").iterdir())
 
 
 def test_sigkill_mid_study_then_rerun_completes_each_trial_once(tmp_path, ray_address):
@@ -191,3 +248,53 @@ def test_resource_requests_that_can_never_run():
     assert trial_resources(ResourcesConfig(gpus_per_trial="auto"), gpu_node, notes.append) == (1.0, 0.25)
     with pytest.raises(RunError, match="whole number"):
         trial_resources(ResourcesConfig(gpus_per_trial=1.5), gpu_node, notes.append)
+
+
+@pytest.mark.parametrize("executor", ["ray", "local"])
+def test_running_from_its_start_then_ctrl_c_leaves_trials_interrupted(tmp_path, ray_address,
+                                                                    executor):
+    from ablate.orchestrate.status import study_status
+    from ablate.results.layout import StudyDir
+
+    study = write_tiny_study(tmp_path, name="stop", seeds=(0,), epochs=30)
+    out = tmp_path / "res"
+    root = StudyDir(out / "stop")
+    cmd = [sys.executable, "-m", "ablate.cli.app", "run", str(study), "--results", str(out),
+           "--executor", executor, "--address", ray_address]
+    log_path = tmp_path / "run.log"
+    proc = subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    try:
+        # `ablate status` shows a trial as running from its start, before any checkpoint
+        seen_at_start = None
+        deadline = time.monotonic() + 120
+        while seen_at_start is None and time.monotonic() < deadline:
+            if root.manifest.exists():
+                s = study_status(root)
+                if s.running:
+                    seen_at_start = s
+                    break
+            assert proc.poll() is None, log_path.read_text()
+            time.sleep(0.05)
+        assert seen_at_start is not None, log_path.read_text()
+        assert seen_at_start.active and seen_at_start.interrupted == 0
+        assert 0 in seen_at_start.in_progress.values(), seen_at_start  # no epoch done yet
+        # Ctrl-C once a trial has checkpointed an epoch
+        while time.monotonic() < deadline and not any(study_status(root).in_progress.values()):
+            assert proc.poll() is None, log_path.read_text()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log_path.read_text()
+    assert rc == 130, text
+    assert "interrupted" in text and "resume" in text
+    assert not list(root.trials_dir.glob("*.parquet"))  # nothing recorded as failed
+    r = runner.invoke(app, ["status", str(root.root)])
+    assert r.exit_code == 0, r.output
+    assert "stop (idle): 0/2 completed, 0 failed, 0 running" in r.output, r.output
+    s = study_status(root)
+    assert s.interrupted >= 1 and s.interrupted + s.pending == 2 and not s.active, s
+    assert "interrupted" in r.output

@@ -75,7 +75,7 @@ def test_expansion_order_and_axes(tmp_path):
     assert b.train.curriculum.resolutions_at(2) == (32,)
     assert b.train.curriculum.resolutions_at(4) == (32, 48)
     assert b.label == "b" and a.label == "A"
-    # defaults come from design.md's seed configuration
+    # defaults come from the seed's configuration (README, "The model")
     assert a.model.dim == 256 and a.model.depth == 6 and a.model.d_state == 16
     assert a.train.batch_size == 16 and a.train.lr == 5e-4 and a.train.weight_decay == 1e-4
     assert len({t.trial_id for t in trials}) == 8

@@ -203,7 +203,6 @@ def grid_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("grid")
     make_study(root, "grid", seeds=(0, 1, 2), resolutions=(32, 64, 128),
                grid=("sigmas=[128,32]", "sigmas=[64,16]"),
-               spec_grid={"sigmas": [[128, 32], [64, 16]]},
                failed={("upsampled", 2)}, missing={("per_batch", 1)},
                drop_resolutions={("upsampled", 0): {128}, ("upsampled", 1): {128}},
                history=False, artifacts=False)
@@ -376,19 +375,3 @@ def test_table_path_imports_no_heavy_modules(hand_dir):
                          timeout=60, cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout
-
-
-def test_spec_copy_replays_set_overrides_like_the_run(tmp_path):
-    from ablate.results.read import load_study as load_results_study
-    from ablate.results.write import write_spec_copy
-
-    spec = tmp_path / "s.toml"
-    spec.write_text('[study]\nname = "s"\n[[variant]]\nname = "a"\nlabel = "A"\n')
-    root = tmp_path / "res" / "s"
-    write_spec_copy(root, str(spec), ['variant.a.label="Renamed"', "study.description=uses--settings",
-                                      "train.epochs=3"])
-    (root / "trials").mkdir()
-    s = load_results_study(root)
-    assert s.spec["variant"][0]["label"] == "Renamed"
-    assert s.spec["study"]["description"] == "uses--settings"
-    assert s.spec["train"]["epochs"] == 3 and "tings" not in s.spec

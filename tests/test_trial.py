@@ -1,5 +1,5 @@
 """The trial core end to end on a tiny model: training, determinism, checkpoint/resume,
-failures, and `ablate trial` writing the design.md result files."""
+failures, and `ablate trial` writing the result files (ablate/results/layout.py)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,11 @@ def test_cli_trial_writes_results(tiny_study, tmp_path):
     assert (out / "tiny" / "artifacts" / tid / "spectra.parquet").exists()
     images = pd.read_parquet(out / "tiny" / "images" / f"{tid}.parquet")
     assert sorted(set(images["resolution"])) == [16, 32] and len(images) == 2 * 4
-    assert (out / "tiny" / "study.toml").exists()
+    assert (out / "tiny" / "study.toml").exists() and (out / "tiny" / "manifest.json").exists()
+    assert not list((out / "tiny").glob(".stage-*"))  # the staging folder is gone
+    assert not list((out / "tiny" / "running").glob("*"))  # committed: no longer running
+    r = runner.invoke(app, ["status", str(out)])
+    assert r.exit_code == 0 and "tiny (idle): 1/4 completed" in r.output, r.output
 
 
 def test_cli_failed_trial_writes_failed_row_and_exits_1(tiny_study, tmp_path):

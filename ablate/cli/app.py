@@ -15,6 +15,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from ablate.version import code_version
+
+        typer.echo(f"ablate {code_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print ablate's version (and git commit) and exit."),
+) -> None:
+    """Ablation studies of a coordinate-based image model: true super-resolution or resampling?"""
+
+
 # Registration: one line per command module (keep alphabetical within groups).
 from ablate.cli import spec_cmds  # noqa: E402  validate, plan
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ablate.cli.common import fail
+from ablate.table.choices import Metric
 
 
 def report(
@@ -12,7 +13,8 @@ def report(
                               "folder holding several studies."),
     out: str = typer.Option(..., "--out", help="Folder to write the PNGs and index.html to."),
     study: str = typer.Option(None, "--study", help="Only this study (folder or study name)."),
-    metric: str = typer.Option("psnr", "--metric", help="Metric of the HTML table: psnr | ssim."),
+    metric: Metric = typer.Option(Metric.psnr, "--metric", help="Metric of the first HTML "
+                                  "table (the second shows SSIM, or PSNR when this is SSIM)."),
     baseline: str = typer.Option(None, "--baseline", help="Variant that Δ compares against."),
 ) -> None:
     """Write the report: PNG figures and OUT/index.html with the tables.
@@ -25,7 +27,7 @@ def report(
     from ablate.table.build import UnknownBaseline
 
     try:
-        index = write_report(dir, out, study=study, metric=metric, baseline=baseline)
+        index = write_report(dir, out, study=study, metric=metric.value, baseline=baseline)
     except (NoResults, UnknownBaseline, ValueError) as e:
         fail(f"ablate report: {e}")
     typer.echo(f"wrote {index}")

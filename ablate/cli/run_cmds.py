@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ablate.cli.common import SetOption, fail, study_or_exit
+from ablate.orchestrate.executor import Executor
 
 
 def run(
@@ -16,8 +17,8 @@ def run(
     address: str = typer.Option(None, "--address", help="Join a Ray cluster: auto, HOST:PORT "
                                 "or ray://HOST:PORT (default: RAY_ADDRESS, else an embedded "
                                 "local Ray)."),
-    executor: str = typer.Option("ray", "--executor", help="ray | local (in-process, one "
-                                 "trial after another, no Ray)."),
+    executor: Executor = typer.Option(Executor.ray, "--executor", help="ray: Ray Tune; local: "
+                                      "in this process, one trial after another, no Ray."),
     max_concurrent: int = typer.Option(0, "--max-concurrent", help="At most N trials at once "
                                        "(0: as resources allow)."),
     storage: str = typer.Option(None, "--storage", help="Ray storage for checkpoints "
@@ -62,18 +63,26 @@ def status(
     directory: str = typer.Argument(..., metavar="DIR", help="A results root or one study's "
                                     "directory."),
 ) -> None:
-    """Per study: trials completed / failed / running / pending, from the files."""
-    from ablate.orchestrate.status import study_dirs, study_status
+    """Per study: trials completed / failed / running / interrupted / pending, from the files.
 
-    dirs = study_dirs(Path(directory))
+    Exit 0; 2 when DIR holds no study.
+    """
+    from ablate.orchestrate.status import study_status
+    from ablate.results.layout import find_studies
+
+    dirs = find_studies(Path(directory))
     if not dirs:
-        typer.echo(f"{directory}: no study results here (expected RESULTS/<study>/trials/)")
-        return
+        fail(f"{directory}: no study here (expected a study directory with manifest.json or "
+             "trials/, or a results folder holding such directories)")
     for d in dirs:
         s = study_status(d)
         state = "running" if s.active else ("done" if s.completed + s.failed == s.total else "idle")
         typer.echo(f"{s.name} ({state}): {s.completed}/{s.total} completed, {s.failed} failed, "
-                   f"{s.running} running, {s.interrupted} interrupted, {s.pending} pending  [{d}]")
+                   f"{s.running} running, {s.interrupted} interrupted, {s.pending} pending  "
+                   f"[{d.root}]")
+        if s.problem:
+            typer.echo(f"  note: {s.problem}")
         for tid, ep in s.in_progress.items():
             what = "running" if s.active else "interrupted"
-            typer.echo(f"  {what:<11} {tid} {s.labels.get(tid, '')}: epoch {ep} checkpointed")
+            done = f"epoch {ep} done" if ep else "started, no epoch done yet"
+            typer.echo(f"  {what:<11} {tid} {s.labels.get(tid, '')}: {done}")

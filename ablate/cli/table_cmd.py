@@ -5,15 +5,17 @@ from __future__ import annotations
 import typer
 
 from ablate.cli.common import fail
+from ablate.table.choices import Format, Metric
 
 
 def table(
     dir: str = typer.Argument(..., metavar="DIR", help="A study's results folder, or a results "
                               "folder holding several studies."),
     study: str = typer.Option(None, "--study", help="Only this study (folder or study name)."),
-    format: str = typer.Option("text", "--format", help="text | markdown | csv | json | latex."),
-    metric: str = typer.Option("psnr", "--metric", help="psnr | ssim | psnr_y (the SR "
-                               "literature's PSNR: BT.601 luma, border shaved)."),
+    format: Format = typer.Option(Format.text, "--format", help="Output format: text for the "
+                                  "terminal, markdown/latex to paste, csv/json for tools."),
+    metric: Metric = typer.Option(Metric.psnr, "--metric", help="psnr (RGB) | ssim | psnr_y "
+                                  "(the SR literature's PSNR: BT.601 luma, border shaved)."),
     baseline: str = typer.Option(None, "--baseline", help="Variant that Δ compares against "
                                  "(default: the spec's baseline, else the first variant)."),
     detail: bool = typer.Option(False, "--detail", help="Also show what each verdict was "
@@ -32,22 +34,18 @@ def table(
     Exit 0; 2 when there are no results or an option is wrong.
     """
     from ablate.results.read import NoResults
-    from ablate.table.build import METRICS, UnknownBaseline, load_tables
-    from ablate.table.format import FORMATS, footer_lines, print_text, render
+    from ablate.table.build import UnknownBaseline, load_tables
+    from ablate.table.format import footer_lines, print_text, render
 
-    if format not in FORMATS:
-        fail(f"--format: unknown format {format!r}; expected one of {', '.join(FORMATS)}")
-    if metric not in METRICS:
-        fail(f"--metric: unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
     try:
-        tables = load_tables(dir, study=study, metric=metric, baseline=baseline)
+        tables = load_tables(dir, study=study, metric=metric.value, baseline=baseline)
     except (NoResults, UnknownBaseline) as e:
         fail(f"ablate table: {e}")
-    if format == "text":
+    if format is Format.text:
         print_text(tables, detail=detail)
         return
-    typer.echo(render(tables, format, detail), nl=False)
-    if format in ("csv", "json"):  # keep stdout parseable: notes and failures go to stderr
+    typer.echo(render(tables, format.value, detail), nl=False)
+    if format in (Format.csv, Format.json):  # keep stdout parseable: notes and failures go to stderr
         for t in tables:
             for line in footer_lines(t):
                 typer.echo(f"{t.study}: {line}", err=True)

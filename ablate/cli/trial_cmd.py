@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import typer
 
@@ -23,50 +22,21 @@ def trial(
 ) -> None:
     """Run one trial in-process: progress per epoch, then metrics beside bicubic with verdicts.
 
-    Writes RESULTS/<study>/trials/<trial_id>.parquet and history/<trial_id>.parquet; a failed
-    trial writes a `status = failed` row with its error and exits 1. An interrupted trial
-    resumes from its latest epoch checkpoint when run again.
+    Writes the trial's files into RESULTS/<study>/ as `ablate run` does (trials/, history/,
+    images/, artifacts/); a failed trial writes a `status = failed` row with its error and
+    exits 1. An interrupted trial resumes from its latest epoch checkpoint when run again.
+    Exit 2 on invalid input (unknown variant or seed, bad device or data path), or when an
+    `ablate run` of the study is going on; 130 on Ctrl-C.
     """
-    from ablate.orchestrate.record import record_trial
-    from ablate.results.write import write_spec_copy
-    from ablate.spec import expand
+    from ablate.orchestrate.lock import StudyLocked
+    from ablate.orchestrate.preflight import RunError
+    from ablate.orchestrate.run import run_one
 
     study = study_or_exit(study_file, sets)
-    trials = expand(study)
-    names = [v.name for v in study.variants]
-    if variant not in names:
-        from ablate.spec.convert import suggest
 
-        fail(f"{study_file}: no variant {variant!r}{suggest(variant, names)}; variants: "
-             f"{', '.join(names)}")
-    if seed not in study.study.seeds:
-        fail(f"{study_file}: seed {seed} is not among the study's seeds {list(study.study.seeds)} "
-             f"(add it to study.seeds or --set study.seeds=[...])")
-    matches = [t for t in trials if t.variant == variant and t.seed == seed
-               and (trial_id is None or t.trial_id == trial_id)]
-    if len(matches) != 1:
-        listing = "\n".join(f"  {t.trial_id}  {t.grid_key()}" for t in trials
-                            if t.variant == variant and t.seed == seed)
-        fail(f"{len(matches)} trials match variant {variant!r}, seed {seed}; pick one with "
-             f"--trial-id:\n{listing}")
-    cfg = matches[0]
-    from ablate.orchestrate.lock import StudyLock, StudyLocked
-    from ablate.orchestrate.preflight import RunError, check_data, check_device
-
-    try:
-        check_device(device)
-        check_data([cfg])
-    except RunError as e:
-        fail(f"error: {e}")
-    root = Path(results) / study.name
-    lock = StudyLock(root)
-    try:
-        lock.acquire()  # not beside an `ablate run` of the same study
-    except StudyLocked as e:
-        fail(f"error: {e}")
-    write_spec_copy(root, study.path, study.overrides)
-    typer.echo(f"trial {cfg.trial_id}: {cfg.label} ({cfg.variant}), seed {cfg.seed}"
-               + (f", {cfg.grid_key()}" if cfg.grid else "") + f" → {root}")
+    def on_start(cfg, study_dir):
+        typer.echo(f"trial {cfg.trial_id}: {cfg.label} ({cfg.variant}), seed {cfg.seed}"
+                   + (f", {cfg.grid_key()}" if cfg.grid else "") + f" → {study_dir.root}")
 
     def on_epoch(r, _ckpt):
         typer.echo(f"  epoch {r.epoch:>3}/{r.epochs}  loss {r.loss:.5f}  lr {r.lr:.2e}  "
@@ -75,14 +45,18 @@ def trial(
                    + ("  [resumed]" if r.resumed else ""))
 
     try:
-        ok, rows = record_trial(cfg, root, device=device, on_epoch=on_epoch,
-                                log=lambda m: typer.echo("  " + m))
-    finally:
-        lock.release()
-    if not ok:
-        typer.echo(f"FAILED: {rows[0]['error']}", err=True)
+        done = run_one(study, variant, seed, results=results, trial_id=trial_id, device=device,
+                       on_start=on_start, on_epoch=on_epoch, log=lambda m: typer.echo("  " + m))
+    except (RunError, StudyLocked) as e:
+        fail(f"error: {e}")
+    except KeyboardInterrupt:
+        typer.echo("interrupted: the trial keeps its checkpoint; run the same command again to "
+                   "resume", err=True)
+        raise typer.Exit(130)
+    if not done.completed:
+        typer.echo(f"FAILED: {done.rows[0]['error']}", err=True)
         raise typer.Exit(1)
-    print_rows(rows)
+    print_rows(done.rows)
 
 
 def _num(v, fmt):

@@ -110,12 +110,12 @@ def describe_data(cfg: DataConfig, *, photos=None) -> DataFacts:
 def describe_study(study: Study, trials: list[TrialConfig] | None = None) -> list[DataFacts]:
     """One DataFacts per distinct data config among the study's trials, in trial order."""
     from ablate.spec import expand
-    from ablate.train.trial import resolve_data_source
+    from ablate.spec.source import resolved_data
 
     trials = expand(study) if trials is None else trials
     groups: dict[DataConfig, list[str]] = {}
     for t in trials:
-        names = groups.setdefault(resolve_data_source(t), [])
+        names = groups.setdefault(resolved_data(t), [])
         if t.variant not in names:
             names.append(t.variant)
     out = []

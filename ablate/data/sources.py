@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ablate.spec.source import DataSource
+
 log = logging.getLogger(__name__)
 
 
@@ -153,10 +155,10 @@ def _bundled_photo(name: str, prescale: float = 1.0) -> np.ndarray:
     return _bundled_cache[key]
 
 
-def resolve_prescale(source: str, prescale: float | str) -> float:
+def resolve_prescale(source: "str | DataSource", prescale: float | str) -> float:
     """`DataConfig.prescale` as a number: "auto" is BUNDLED_PRESCALE for bundled, else 1."""
     if prescale == "auto":
-        return BUNDLED_PRESCALE if source == "bundled" else 1.0
+        return BUNDLED_PRESCALE if str(source) == "bundled" else 1.0
     return float(prescale)
 
 
@@ -431,19 +433,18 @@ def _load_cifar10(spec: str, hr_size: int, prescale: float = 1.0) -> Photos:
 # ---------------------------------------------------------------------------------------------
 
 
-def load_source(source: str, hr_size: int, prescale: float | str = 1.0) -> Photos:
-    """Decode the photos of `source` ("bundled" | "folder:PATH" | "cifar10:PATH"), each
-    downscaled by `prescale` first ("auto": `resolve_prescale`)."""
-    kind, _, arg = source.partition(":")
-    prescale = resolve_prescale(source, prescale)
+def load_source(source: "str | DataSource", hr_size: int, prescale: float | str = 1.0) -> Photos:
+    """Decode the photos of `source` ("bundled" | "folder:PATH" | "cifar10:PATH", or its
+    parsed `DataSource`), each downscaled by `prescale` first ("auto": `resolve_prescale`)."""
+    try:
+        src = DataSource.parse(source) if isinstance(source, str) else source
+    except ValueError as e:
+        raise DataError(f"data.source: {e}") from None
+    prescale = resolve_prescale(str(src), prescale)
     if prescale < 1:
         raise DataError(f"data.prescale must be ≥ 1 (a downscale factor), got {prescale:g}")
-    if kind == "bundled" and not arg:
-        return _load_bundled(hr_size, prescale)
-    if kind == "folder":
-        return _load_folder(arg, hr_size, prescale)
-    if kind == "cifar10":
-        return _load_cifar10(arg, hr_size, prescale)
-    raise DataError(
-        f"unknown data source {source!r}: expected 'bundled', 'folder:PATH' or 'cifar10:PATH'"
-    )
+    if src.kind == "folder":
+        return _load_folder(src.path, hr_size, prescale)
+    if src.kind == "cifar10":
+        return _load_cifar10(src.path, hr_size, prescale)
+    return _load_bundled(hr_size, prescale)

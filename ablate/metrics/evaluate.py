@@ -3,7 +3,9 @@
     result = evaluate(render, test, cfg.data)   # render(inputs (b,3,s,s), r) -> (b,3,r,r)
     rows = result.rows                          # one dict per r: schema.TRIAL_COLUMNS metrics
     result.images                               # one dict per (r, held-out crop): IMAGE_COLUMNS
-    result.write_artifacts(artifacts_dir(study_root, trial_id))
+
+Nothing here touches files: the trial's files are staged and committed by
+``ablate.results.commit``.
 
 Per resolution r (s = input size):
   no ground truth (r above the HR side, e.g. CIFAR at 64): every metric NaN, verdict "n/a" —
@@ -26,9 +28,7 @@ Predictions are clamped to [0, 1] before any metric.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -39,68 +39,25 @@ from ablate.data.dataset import TestData
 from ablate.metrics.image import bicubic_upsample, psnr, psnr_y, ssim, y_shave
 from ablate.metrics.spectrum import band_metrics, radial_spectrum
 from ablate.metrics.verdict import lr_consistency, lr_floor, verdict
-from ablate.results.schema import SPECTRA_COLUMNS
+from ablate.results.rows import empty_metrics
+from ablate.results.schema import IMAGE_METRICS
 from ablate.spec.config import DataConfig
-
-METRIC_KEYS = (
-    "resolution",
-    "psnr",
-    "ssim",
-    "psnr_bicubic",
-    "ssim_bicubic",
-    "psnr_y",
-    "psnr_y_bicubic",
-    "hf_energy_ratio",
-    "band_error_ratio",
-    "band_coherence",
-    "band_coherence_bicubic",
-    "psnr_lr_consistency",
-    "psnr_lr_floor",
-    "verdict",
-)
-PREDICTIONS_FILE = "predictions.npz"
-SPECTRA_FILE = "spectra.parquet"
 
 Render = Callable[[Tensor, int], Tensor]
 
 
 @dataclass
 class EvalResult:
-    rows: list[dict]  # one per eval resolution, keys METRIC_KEYS, in cfg.eval_resolutions order
-    spectra: list[dict]  # SPECTRA_COLUMNS rows
+    rows: list[dict]  # one per eval resolution, keys schema.METRIC_KEYS, in
+    #   cfg.eval_resolutions order
+    spectra: list[dict]  # schema.SPECTRA_COLUMNS rows
     samples: dict[str, np.ndarray] = field(default_factory=dict)  # input, bicubic, prediction,
     #   truth: float32 (n, 3, ·, ·) at `sample_resolution`; empty when no resolution has truth
     sample_resolution: int | None = None
-    images: list[dict] = field(default_factory=list)  # IMAGE_COLUMNS rows, less trial_id
+    images: list[dict] = field(default_factory=list)  # schema.IMAGE_COLUMNS rows, less trial_id
 
     def row(self, r: int) -> dict:
         return next(row for row in self.rows if row["resolution"] == r)
-
-    def write_artifacts(self, dir: Path) -> None:
-        """predictions.npz and spectra.parquet into `dir` (schema.py), each written atomically."""
-        import pandas as pd
-
-        dir = Path(dir)
-        dir.mkdir(parents=True, exist_ok=True)
-        if self.samples:
-            tmp = dir / f".{PREDICTIONS_FILE}.tmp"
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **self.samples)
-            os.replace(tmp, dir / PREDICTIONS_FILE)
-        df = pd.DataFrame(self.spectra, columns=list(SPECTRA_COLUMNS))
-        df = df.astype(
-            {"resolution": "int64", "kind": "str", "frequency": "float64", "power": "float64"}
-        )
-        tmp = dir / f".{SPECTRA_FILE}.tmp"
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, dir / SPECTRA_FILE)
-
-
-def empty_row(r: int) -> dict:
-    """The metrics of resolution r with nothing measured: NaN, verdict n/a."""
-    row = {k: math.nan for k in METRIC_KEYS}
-    row.update(resolution=int(r), verdict="n/a")
-    return row
 
 
 @torch.no_grad()
@@ -140,7 +97,7 @@ def evaluate(
     floor = float(lr_floor(test.inputs).mean())  # the fitness gate's threshold (verdict.py)
 
     for r in cfg.eval_resolutions:
-        row = empty_row(r)
+        row = empty_metrics(r)
         rows.append(row)
         if not test.has_truth(r):
             continue
@@ -188,12 +145,9 @@ def evaluate(
                       images=images)
 
 
-_IMAGE_METRICS = ("psnr", "psnr_y", "ssim", "psnr_bicubic", "psnr_y_bicubic", "ssim_bicubic")
-
-
 def _image_rows(r: int, test: TestData, per: dict[str, list[float]]) -> list[dict]:
     """One row per held-out crop at resolution r (bicubic metrics NaN where not computed)."""
     photos = test.photos or [""] * len(test)
     return [{"resolution": int(r), "image": i, "photo": photos[i],
-             **{k: per[k][i] if k in per else math.nan for k in _IMAGE_METRICS}}
+             **{k: per[k][i] if k in per else math.nan for k in IMAGE_METRICS}}
             for i in range(len(test))]

@@ -99,6 +99,7 @@ class Encoder(nn.Module):
             "pos_code", fourier_position_code(make_coord(self.grid), cfg.dim, self.grid)
         )  # (P, dim), patch centres in raster order
         self.latents = nn.Parameter(torch.randn(cfg.num_latents, cfg.dim))  # (m, dim), N(0, 1)
+        self.latents._no_weight_decay = True  # learnt tokens, not weights (SRModel.param_groups)
         lp_index, patch_index = interleave_index(n_patches, cfg.num_latents)
         self.register_buffer("lp_index", lp_index, persistent=False)  # (m,)
         self.register_buffer("patch_index", patch_index, persistent=False)  # (P,)

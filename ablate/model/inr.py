@@ -57,6 +57,21 @@ class SRModel(nn.Module):
         """The backend the scans run on, for the parameters' device."""
         return resolve_backend(self._backend, next(self.parameters()).device)
 
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW parameter groups: weight decay on the weight matrices (and conv kernels)
+        only; none on biases, LayerNorm weights, the LP tokens, Mamba's A_log and D (the
+        rule of nanoGPT's `configure_optimizers`: decay tensors of ≥ 2 dims, plus the
+        `_no_weight_decay` marker mamba_ssm puts on A_log and D, and the encoder on its
+        latents)."""
+        decay, no_decay = [], []
+        for p in self.parameters():
+            if not p.requires_grad:
+                continue
+            quiet = p.ndim < 2 or getattr(p, "_no_weight_decay", False)
+            (no_decay if quiet else decay).append(p)
+        return [{"params": decay, "weight_decay": weight_decay},
+                {"params": no_decay, "weight_decay": 0.0}]
+
     def encode(self, img: Tensor) -> Tensor:
         """The LP tokens of img: (B, 3, s, s) -> (B, num_latents, dim)."""
         if img.shape[-2:] != (self.input_size, self.input_size):

@@ -1,6 +1,6 @@
 """One `ablate run` per study directory at a time.
 
-The lock is an advisory `flock` on <study>/.run.lock, whose content names the holder (pid,
+The lock is an advisory `flock` on <study>/.run.lock (`StudyDir.lock`), whose content names the holder (pid,
 host, start time). The kernel releases a flock when its process dies, however it dies, so a
 lock left by a dead process (SIGKILL, power loss of a local disk) is simply taken over. On a
 network filesystem without flock support (ENOLCK, EOPNOTSUPP) the run goes on without the
@@ -17,15 +17,35 @@ import time
 import warnings
 from pathlib import Path
 
+from ablate.results.layout import StudyDir
+
 
 class StudyLocked(RuntimeError):
     pass
 
 
 class StudyLock:
-    def __init__(self, study_root: Path):
-        self.path = Path(study_root) / ".run.lock"
+    def __init__(self, study_dir: StudyDir | Path):
+        d = study_dir if isinstance(study_dir, StudyDir) else StudyDir(Path(study_dir))
+        self.path = d.lock
         self._fd: int | None = None
+
+    def is_held(self) -> bool:
+        """Whether a process holds the lock now (checked without taking it; False where the
+        filesystem has no flock: it cannot tell)."""
+        if not self.path.exists():
+            return False
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        except BlockingIOError:  # held by a running `ablate run` / `ablate trial`
+            return True
+        except OSError:  # no flock on this filesystem
+            return False
+        finally:
+            os.close(fd)
 
     def holder(self) -> dict:
         try:

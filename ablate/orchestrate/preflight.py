@@ -28,21 +28,18 @@ def check_device(device: str) -> None:
 
 def check_data(trials: list[TrialConfig]) -> None:
     """Every folder:/cifar10: PATH the trials read exists (resolved as the trials will)."""
-    from ablate.train.trial import resolve_data_source
+    from ablate.spec.source import resolved_data
 
     seen = set()
     for cfg in trials:
-        source = resolve_data_source(cfg).source
-        if source in seen:
+        src = resolved_data(cfg).parsed_source
+        if src in seen or src.kind == "bundled":
             continue
-        seen.add(source)
-        kind, _, path = source.partition(":")
-        if kind not in ("folder", "cifar10"):
-            continue
-        if not Path(path).is_dir():
-            where = "" if cfg.data.source == source else f", data.source = {cfg.data.source!r}" \
+        seen.add(src)
+        if not Path(src.path).is_dir():
+            where = "" if cfg.data.source == str(src) else f", data.source = {cfg.data.source!r}" \
                     ": relative paths resolve against the study file's folder"
-            hint = ("put cifar-10-batches-py there (no download at run time)" if kind == "cifar10"
-                    else "give a folder of images")
-            raise RunError(f"data path {path} does not exist or is not a folder (variant "
+            hint = ("put cifar-10-batches-py there (no download at run time)"
+                    if src.kind == "cifar10" else "give a folder of images")
+            raise RunError(f"data path {src.path} does not exist or is not a folder (variant "
                            f"{cfg.variant!r}{where}); {hint}")

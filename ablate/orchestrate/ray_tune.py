@@ -6,15 +6,17 @@
 How the pieces fit (Ray 2.60 APIs):
 
 * The trainable is a plain function (`_trainable`) around the Ray-free `run_trial`; each epoch
-  it reports metrics with `tune.report(..., checkpoint=tune.Checkpoint.from_directory(...))`,
-  and it resumes from `tune.get_checkpoint()` when Tune retries it (`FailureConfig(
-  max_failures)`). Its last report carries the result rows and history as JSON, and a final
-  checkpoint holding the evaluation artifacts and the per-image metrics (images.parquet: one
-  row per held-out crop and resolution, too many for a metric on large test sets).
-* The DRIVER writes results (a Tune `Callback`): trials/, history/, images/, artifacts/ under
-  the study directory, atomically, so results need no shared filesystem. Checkpoints live under Ray's
-  `storage_path` (<study>/ray by default); a multi-node cluster needs a storage path every node
-  reaches (NFS, or a pyarrow filesystem URI).
+  it reports metrics with `tune.report(..., checkpoint=tune.Checkpoint.from_directory(...))`
+  (the epoch checkpoint: checkpoint.pt, meta.json, history.parquet), and it resumes from
+  `tune.get_checkpoint()` when Tune retries it (`FailureConfig(max_failures)`). Its last
+  report's checkpoint also holds the trial's result files, staged by `stage_result` exactly as
+  the local executor stages them (trial rows, history, per-image metrics, artifacts:
+  `results.layout.TrialFiles`); metrics carry only numbers.
+* The DRIVER commits them (a Tune `Callback`) with `results.commit.commit`, the function the
+  local executor uses: same trial, same files. A failed trial is committed the same way from
+  its latest checkpoint's history (`stage_failure`), nothing loaded with torch. So results
+  need no shared filesystem. Checkpoints live under Ray's `storage_path` (<study>/ray by
+  default); a multi-node cluster needs a storage path every node reaches (NFS).
 * Every `ablate run` is a new Tune experiment (run-<UTC time>) over the trials not yet completed;
   a trial interrupted in an earlier run resumes from its latest checkpoint found under the
   storage path (by trial id). `Tuner.restore` is not used: it can neither add the trials of a
@@ -38,9 +40,10 @@ from ray import tune
 
 from ablate.orchestrate.preflight import RunError
 from ablate.orchestrate.progress import Progress
-from ablate.orchestrate.study_files import latest_checkpoints
-from ablate.results.schema import artifacts_dir, images_path
-from ablate.results.write import write_history, write_images, write_trial
+from ablate.orchestrate.study_files import latest_checkpoints, mark_running
+from ablate.results.atomic import atomic_write_text
+from ablate.results.commit import Outcome, commit, stage_failure
+from ablate.results.layout import CHECKPOINT_FILE, CHECKPOINT_META, StudyDir, TrialFiles
 from ablate.spec.config import ResourcesConfig, TrialConfig
 from ablate.spec.ids import trial_from_dict, trial_to_dict
 
@@ -146,6 +149,7 @@ def _trainable(config: dict) -> None:
     import logging
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one line per checkpoint otherwise
+    from ablate.orchestrate.record import stage_result
     from ablate.train.trial import run_trial
 
     job = config["job"]
@@ -160,24 +164,26 @@ def _trainable(config: dict) -> None:
             resume = Path(job["resume_from"])
         ckpt_dir = work / "ckpt"
 
-        def on_epoch(report, saved):  # `saved` holds checkpoint.pt and meta.json
+        def on_epoch(report, saved):  # `saved`: the epoch checkpoint directory
             tune.report({**report.metrics(), "final": False},
                         checkpoint=tune.Checkpoint.from_directory(str(saved)))
 
         result = run_trial(cfg, device=job["device"], checkpoint_dir=ckpt_dir,
                            resume_from=resume, on_epoch=on_epoch)
+        # the final checkpoint: the training state (a later run resumes from the end rather
+        # than train again if the driver stops before committing) and the staged result files
         final = work / "final"
         final.mkdir()
-        source = ckpt_dir if (ckpt_dir / "checkpoint.pt").exists() else resume
-        if source is not None and (Path(source) / "checkpoint.pt").exists():
-            shutil.copy(Path(source) / "checkpoint.pt", final / "checkpoint.pt")
+        for source in (ckpt_dir, resume):
+            if source is not None and (Path(source) / CHECKPOINT_FILE).is_file():
+                shutil.copy(Path(source) / CHECKPOINT_FILE, final / CHECKPOINT_FILE)
+                break
+        stage_result(final, result)
         epochs = len(result.history)
-        (final / "meta.json").write_text(json.dumps({"trial_id": cfg.trial_id, "epoch": epochs,
-                                                     "final": True}))
-        result.evaluation.write_artifacts(final / "artifacts")
-        write_images(final, cfg.trial_id, result.evaluation.images, path=final / IMAGES_FILE)
-        tune.report({"final": True, "epoch": epochs, "rows_json": json.dumps(result.rows),
-                     "history_json": json.dumps(result.history)},
+        atomic_write_text(final / CHECKPOINT_META, json.dumps(
+            {"trial_id": cfg.trial_id, "epoch": epochs, "device": result.rows[0]["device"],
+             "final": True}))
+        tune.report({"final": True, "epoch": epochs},
                     checkpoint=tune.Checkpoint.from_directory(str(final)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -199,12 +205,12 @@ def _error_text(trial) -> str:
 
 
 class _Recorder(tune.Callback):
-    """Driver-side: progress lines, and the result files of every finished trial."""
+    """Driver-side: progress lines, running markers, and the commit of every finished trial."""
 
-    def __init__(self, by_tid: dict[str, TrialConfig], study_root: Path, progress: Progress,
-                 failures: dict[str, str], completed: set[str]):
-        self.by_tid, self.study_root, self.progress = by_tid, study_root, progress
-        self.failures, self.completed = failures, completed
+    def __init__(self, by_tid: dict[str, TrialConfig], study_dir: StudyDir, progress: Progress,
+                 failures: dict[str, str], completed: set[str], device: str):
+        self.by_tid, self.study_dir, self.progress = by_tid, study_dir, progress
+        self.failures, self.completed, self.device = failures, completed, device
 
     # Tune pickles its run config (tuner.pkl) for Tuner.restore, which ablate does not use:
     # the live terminal and file handles held here are left out of that copy.
@@ -215,12 +221,16 @@ class _Recorder(tune.Callback):
         return self.by_tid[trial.config["job"]["trial"]["trial_id"]]
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.progress.start(self._cfg(trial))
+        cfg = self._cfg(trial)
+        mark_running(self.study_dir, cfg)
+        self.progress.start(cfg)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if not result.get("final"):
-            self.progress.epoch(self._cfg(trial), result["epoch"], result["loss"],
-                                result["quick_psnr"], result["img_per_s"])
+            cfg = self._cfg(trial)
+            mark_running(self.study_dir, cfg, int(result["epoch"]))
+            self.progress.epoch(cfg, result["epoch"], result["loss"], result["quick_psnr"],
+                                result["img_per_s"])
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         cfg = self._cfg(trial)
@@ -229,63 +239,30 @@ class _Recorder(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         cfg = self._cfg(trial)
-        res = trial.last_result or {}
-        if not res.get("final"):
+        if not (trial.last_result or {}).get("final") or trial.checkpoint is None:
             return  # stopped before the end (Ctrl-C): its checkpoint stays for the next run
-        rows, history = json.loads(res["rows_json"]), json.loads(res["history_json"])
-        if trial.checkpoint is not None:
-            with trial.checkpoint.as_directory() as d:
-                _copy_artifacts(Path(d) / "artifacts", artifacts_dir(self.study_root, cfg.trial_id))
-                _copy_file(Path(d) / IMAGES_FILE, images_path(self.study_root, cfg.trial_id))
-        write_history(self.study_root, cfg.trial_id, history)
-        write_trial(self.study_root, cfg.trial_id, rows)  # last: its presence means completed
+        with trial.checkpoint.as_directory() as d:  # the worker's staged files
+            commit(self.study_dir, Outcome(cfg.trial_id, TrialFiles(Path(d))))
         self.completed.add(cfg.trial_id)
         self.progress.finish(cfg, True)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        from ablate.train.trial import failure_rows
-
-        from ablate.train import checkpoint as ckpt
-
         cfg = self._cfg(trial)
         error = _error_text(trial)
-        history = []
-        if trial.checkpoint is not None:  # the epochs it did finish, as the local path keeps
-            with trial.checkpoint.as_directory() as d:
-                state = ckpt.load(d)
-                history = list(state["history"]) if state else []
-        if history:
-            write_history(self.study_root, cfg.trial_id, history)
-        write_trial(self.study_root, cfg.trial_id,
-                    failure_rows(cfg, error, epochs=len(history)))
+        with tempfile.TemporaryDirectory(prefix=self.study_dir.staging_prefix(cfg.trial_id),
+                                         dir=self.study_dir.root) as tmp:
+            if trial.checkpoint is not None:  # the epochs it did finish, as the local path keeps
+                with trial.checkpoint.as_directory() as d:
+                    outcome = stage_failure(Path(tmp), cfg, error, device=self.device,
+                                            checkpoint=Path(d))
+            else:
+                outcome = stage_failure(Path(tmp), cfg, error, device=self.device)
+            commit(self.study_dir, outcome)
         self.failures[cfg.trial_id] = error
         self.progress.finish(cfg, False, error)
 
 
-IMAGES_FILE = "images.parquet"  # the per-image metrics inside the final checkpoint
-
-
-def _copy_file(src: Path, dst: Path) -> None:
-    """Copy one file into place atomically (temporary file beside it, then rename)."""
-    if not src.is_file():
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
-def _copy_artifacts(src: Path, dst: Path) -> None:
-    if not src.is_dir():
-        return
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    shutil.rmtree(dst, ignore_errors=True)
-    os.replace(tmp, dst)
-
-
-def run_ray(pending: list[TrialConfig], study_root: Path, resources: ResourcesConfig,
+def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: ResourcesConfig,
             cluster: Cluster, progress: Progress, *, storage: str | None = None,
             max_concurrent: int = 0) -> tuple[dict[str, str], set[str]]:
     """Run `pending` as one Tune experiment. Returns (failures: id → error, completed ids)."""
@@ -295,7 +272,7 @@ def run_ray(pending: list[TrialConfig], study_root: Path, resources: ResourcesCo
         raise RunError(f"--storage {storage!r}: filesystem URIs are not supported yet (resuming "
                        "across runs lists checkpoints on a mounted path); give a directory every "
                        "node mounts, e.g. an NFS path")
-    storage_path = Path(storage) if storage else study_root / "ray"
+    storage_path = Path(storage) if storage else study_dir.ray_storage
     storage_path = storage_path.resolve()
     previous = latest_checkpoints(storage_path) if storage_path.exists() else {}
     jobs = []
@@ -324,7 +301,7 @@ def run_ray(pending: list[TrialConfig], study_root: Path, resources: ResourcesCo
             name=name, storage_path=str(storage_path),
             failure_config=tune.FailureConfig(max_failures=resources.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[_Recorder(by_tid, study_root, progress, failures, completed)],
+            callbacks=[_Recorder(by_tid, study_dir, progress, failures, completed, device)],
             verbose=0),
     )
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # ablate prints its own progress

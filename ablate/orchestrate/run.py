@@ -1,26 +1,30 @@
-"""`ablate run`: a whole study, skipping what is done, on Ray Tune or locally.
+"""`ablate run` and `ablate trial`: a study (or one of its trials), skipping what is done.
 
-    summary = run_study(study, results="results", executor="ray")
+    summary = run_study(study, results="results", executor=Executor.ray)
+    one = run_one(study, variant="plain", seed=0, results="results", device="cpu")
 
-Steps: lock the study directory; copy the spec and write plan.json (the trial list of this
-run, which `ablate status` reads); drop every trial that already has a completed row; run the
-rest on the chosen executor; report failures. Interrupted trials resume from their latest
-checkpoint on the next run.
+Steps of `run_study`: lock the study directory; write its manifest (results/manifest.py: the
+resolved study and this run's trials, which `ablate status` and `ablate table` read) and a
+copy of the spec; drop every trial that already has a completed row; run the rest on the
+chosen executor; report failures. Interrupted trials resume from their latest checkpoint on
+the next run. `run_one` does the same for one trial, in this process.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
+from ablate.orchestrate.executor import Executor
 from ablate.orchestrate.lock import StudyLock
 from ablate.orchestrate.preflight import RunError, check_data, check_device
 from ablate.orchestrate.progress import Progress
-from ablate.orchestrate.study_files import completed_ids
-from ablate.results.write import write_spec_copy
-from ablate.spec import Study, expand
+from ablate.orchestrate.study_files import clear_stale, completed_ids
+from ablate.results.atomic import atomic_copy
+from ablate.results.layout import StudyDir
+from ablate.results.manifest import Manifest, write_manifest
+from ablate.spec import Study, TrialConfig, expand
 
 
 @dataclass
@@ -40,46 +44,47 @@ class RunSummary:
         return 130 if self.unfinished else 0
 
 
-def write_plan(study_root: Path, study: Study, trials) -> None:
-    plan = {"study": study.name, "spec": os.path.abspath(study.path),
-            "overrides": list(study.overrides),
-            "trials": [{"trial_id": t.trial_id, "variant": t.variant, "seed": t.seed,
-                        "grid": t.grid_key(), "epochs": t.train.epochs} for t in trials]}
-    tmp = study_root / f".plan.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(plan, indent=1))
-    os.replace(tmp, study_root / "plan.json")
+def start_study(study_dir: StudyDir, study: Study, trials: list[TrialConfig]) -> None:
+    """With the study's lock held: its manifest and spec copy; what a stopped run left (running
+    markers, staging folders) cleared."""
+    write_manifest(study_dir, Manifest.from_study(study, trials))
+    study_dir.legacy_plan.unlink(missing_ok=True)  # an earlier version's; the manifest says it
+    if study.path and Path(study.path).is_file():
+        atomic_copy(study.path, study_dir.spec_copy)
+    clear_stale(study_dir)
 
 
-def run_study(study: Study, results: str | Path = "results", *, executor: str = "ray",
-              address: str | None = None, max_concurrent: int = 0, storage: str | None = None,
-              device: str = "auto", progress_stream=None, live: bool | None = None,
-              on_connect=None) -> RunSummary:
+def run_study(study: Study, results: str | Path = "results", *,
+              executor: Executor | str = Executor.ray, address: str | None = None,
+              max_concurrent: int = 0, storage: str | None = None, device: str = "auto",
+              progress_stream=None, live: bool | None = None, on_connect=None) -> RunSummary:
     """Run every trial of `study` that has no completed row under RESULTS/<study>/."""
-    if executor not in ("ray", "local"):
-        raise RunError(f"--executor {executor!r}: expected ray or local")
-    study_root = Path(results) / study.name
+    try:
+        executor = Executor(executor)
+    except ValueError:
+        raise RunError(f"--executor {executor!r}: expected "
+                       + " or ".join(e.value for e in Executor)) from None
+    study_dir = StudyDir.of(results, study.name)
     trials = expand(study)
-    if executor == "local":
+    if executor is Executor.local:
         check_device(device)
-    with StudyLock(study_root):
-        write_spec_copy(study_root, study.path, study.overrides)
-        write_plan(study_root, study, trials)
-        done = completed_ids(study_root)
+    with StudyLock(study_dir):
+        start_study(study_dir, study, trials)
+        done = completed_ids(study_dir)
         pending = [t for t in trials if t.trial_id not in done]
         check_data(pending)
-        summary = RunSummary(study_root=study_root, total=len(trials),
+        summary = RunSummary(study_root=study_dir.root, total=len(trials),
                              skipped=len(trials) - len(pending))
         with Progress(total=len(pending), skipped=summary.skipped, stream=progress_stream,
                       live=live) as progress:
             progress.note(f"{study.name}: {len(trials)} trials, {summary.skipped} already "
-                          f"completed, {len(pending)} to run ({executor}) → {study_root}")
+                          f"completed, {len(pending)} to run ({executor.value}) → {study_dir.root}")
             if not pending:
                 return summary
-            if executor == "local":
+            if executor is Executor.local:
                 from ablate.orchestrate.local import run_local
 
-                summary.failed = run_local(pending, study_root, progress, device=device)
-                finished = completed_ids(study_root)
+                summary.failed = run_local(pending, study_dir, progress, device=device)
             else:
                 from ablate.orchestrate.ray_tune import connect, run_ray
 
@@ -92,11 +97,73 @@ def run_study(study: Study, results: str | Path = "results", *, executor: str = 
                     + (f"; dashboard {cluster.dashboard_url} (token auth on: the token is in "
                        "~/.ray/auth_token, or run `ray get-auth-token`)"
                        if cluster.dashboard_url else ""))
-                summary.failed, _ = run_ray(pending, study_root, study.resources, cluster,
+                summary.failed, _ = run_ray(pending, study_dir, study.resources, cluster,
                                             progress, storage=storage,
                                             max_concurrent=max_concurrent)
-                finished = completed_ids(study_root)
+            finished = completed_ids(study_dir)
         summary.completed = [t.trial_id for t in pending if t.trial_id in finished]
         summary.unfinished = [t.trial_id for t in pending
                               if t.trial_id not in finished and t.trial_id not in summary.failed]
         return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# one trial
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrialRun:
+    trial: TrialConfig
+    study_dir: StudyDir
+    completed: bool
+    rows: list[dict]
+
+
+def pick_trial(study: Study, variant: str, seed: int, trial_id: str | None = None) -> TrialConfig:
+    """The study's trial of `variant` and `seed` (and `trial_id` among grid points); RunError
+    saying what to give otherwise."""
+    names = [v.name for v in study.variants]
+    if variant not in names:
+        from ablate.spec.convert import suggest
+
+        raise RunError(f"{study.path}: no variant {variant!r}{suggest(variant, names)}; "
+                       f"variants: {', '.join(names)}")
+    if seed not in study.study.seeds:
+        raise RunError(f"{study.path}: seed {seed} is not among the study's seeds "
+                       f"{list(study.study.seeds)} (add it to study.seeds or --set "
+                       "study.seeds=[...])")
+    trials = [t for t in expand(study) if t.variant == variant and t.seed == seed]
+    matches = [t for t in trials if trial_id is None or t.trial_id == trial_id]
+    if len(matches) != 1:
+        listing = "\n".join(f"  {t.trial_id}  {t.grid_key()}" for t in trials)
+        raise RunError(f"{len(matches)} trials match variant {variant!r}, seed {seed}; pick "
+                       f"one with --trial-id:\n{listing}")
+    return matches[0]
+
+
+def run_one(study: Study, variant: str, seed: int, *, results: str | Path = "results",
+            trial_id: str | None = None, device: str = "auto",
+            on_start: Callable[[TrialConfig, StudyDir], None] = lambda cfg, d: None,
+            on_epoch=None, log: Callable[[str], None] = lambda m: None) -> TrialRun:
+    """One trial of `study`, in this process, committed like any other (`ablate trial`).
+    Raises RunError (bad input, found before training) and StudyLocked."""
+    from ablate.orchestrate.record import record_trial
+    from ablate.orchestrate.study_files import mark_running
+
+    cfg = pick_trial(study, variant, seed, trial_id)
+    check_device(device)
+    check_data([cfg])
+    study_dir = StudyDir.of(results, study.name)
+    with StudyLock(study_dir):  # not beside an `ablate run` of the same study
+        start_study(study_dir, study, expand(study))
+        mark_running(study_dir, cfg)
+        on_start(cfg, study_dir)
+
+        def epoch_done(report, saved):
+            mark_running(study_dir, cfg, report.epoch)
+            if on_epoch is not None:
+                on_epoch(report, saved)
+
+        ok, rows = record_trial(cfg, study_dir, device=device, on_epoch=epoch_done, log=log)
+    return TrialRun(cfg, study_dir, ok, rows)

@@ -1,20 +1,21 @@
 """`ablate status`: progress of a study from its files alone (running or finished).
 
-Completed and failed come from trials/*.parquet; the trial list from plan.json (written by
-`ablate run`); running trials from checkpoints newer than any trial file, while the study's run
-lock is held — without the lock they are "interrupted" and resume on the next run.
+Completed and failed come from trials/*.parquet; the trial list and labels from the manifest
+(results/manifest.py, or the previous layout's plan.json); running trials from the running
+markers the driver writes when a trial starts (study_files.py) while the study's run lock is
+held. Without the lock, a trial with a marker or a checkpoint but no trial file is
+"interrupted": it resumes on the next run.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ablate.orchestrate.study_files import (LOCAL_CHECKPOINTS, RAY_CHECKPOINTS,
-                                             latest_checkpoints, trial_statuses)
+from ablate.orchestrate.lock import StudyLock
+from ablate.orchestrate.study_files import latest_checkpoints, running_markers, trial_statuses
+from ablate.results.layout import LOCAL_CHECKPOINTS, StudyDir
+from ablate.results.manifest import ManifestError, study_manifest
 
 
 @dataclass
@@ -27,66 +28,48 @@ class StudyStatus:
     running: int
     interrupted: int
     pending: int
-    active: bool  # an `ablate run` holds the lock
-    in_progress: dict[str, int] = field(default_factory=dict)  # trial_id → last epoch
+    active: bool  # an `ablate run` (or `ablate trial`) holds the lock
+    in_progress: dict[str, int] = field(default_factory=dict)  # trial_id → last epoch done
     labels: dict[str, str] = field(default_factory=dict)  # trial_id → "variant seed s"
+    problem: str = ""  # why the trial list comes from the trial files alone
 
 
-def _locked(study_root: Path) -> bool:
-    p = study_root / ".run.lock"
-    if not p.exists():
-        return False
-    fd = os.open(p, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except BlockingIOError:  # held by a running `ablate run`
-        return True
-    except OSError:  # no flock on this filesystem: cannot tell
-        return False
-    finally:
-        os.close(fd)
-
-
-def checkpoint_epochs(study_root: Path) -> dict[str, int]:
-    """trial_id → latest checkpointed epoch (Ray storage and local checkpoints)."""
+def checkpoint_epochs(study_dir: StudyDir) -> dict[str, int]:
+    """trial_id → latest checkpointed epoch (local checkpoints, Ray's default storage)."""
     out: dict[str, int] = {}
-    for found in (latest_checkpoints(study_root, LOCAL_CHECKPOINTS),
-                  latest_checkpoints(study_root / "ray", RAY_CHECKPOINTS)):
+    for found in (latest_checkpoints(study_dir.root, LOCAL_CHECKPOINTS),
+                  latest_checkpoints(study_dir.ray_storage)):
         for tid, (epoch, _) in found.items():
             out[tid] = max(out.get(tid, 0), epoch)
     return out
 
 
-def study_dirs(path: Path) -> list[Path]:
-    path = Path(path)
-    if (path / "trials").is_dir() or (path / "plan.json").exists():
-        return [path]
-    return sorted(p for p in path.iterdir() if p.is_dir()
-                  and ((p / "trials").is_dir() or (p / "plan.json").exists())) if path.is_dir() else []
-
-
-def study_status(study_root: Path) -> StudyStatus:
-    statuses = trial_statuses(study_root)
-    plan = {}
-    if (study_root / "plan.json").exists():
-        try:
-            plan = json.loads((study_root / "plan.json").read_text())
-        except ValueError:
-            plan = {}
-    planned = [t["trial_id"] for t in plan.get("trials", [])] or list(statuses)
-    labels = {t["trial_id"]: f"{t['variant']} seed {t['seed']}" + (f" [{t['grid']}]" if t.get("grid") else "")
-              for t in plan.get("trials", [])}
-    active = _locked(study_root)
-    epochs = checkpoint_epochs(study_root)
-    in_progress = {tid: epochs[tid] for tid in planned if tid not in statuses and tid in epochs}
+def study_status(study_dir: StudyDir) -> StudyStatus:
+    statuses = trial_statuses(study_dir)
+    problem = ""
+    try:
+        manifest = study_manifest(study_dir)
+    except ManifestError as e:
+        manifest, problem = None, str(e)
+    planned = [t.trial_id for t in manifest.trials] if manifest else []
+    planned = planned or list(statuses)
+    labels = {t.trial_id: t.describe() for t in manifest.trials} if manifest else {}
+    active = StudyLock(study_dir).is_held()
+    started = running_markers(study_dir)
+    epochs = checkpoint_epochs(study_dir)
+    if active:  # this run's trials: those it started (a checkpoint alone is not running)
+        in_progress = {tid: max(ep, epochs.get(tid, 0)) for tid, ep in started.items()
+                       if tid not in statuses}
+    else:  # a stopped run's: started, or checkpointed (also by runs before the markers)
+        in_progress = {tid: max(started.get(tid, 0), epochs.get(tid, 0))
+                       for tid in [*started, *epochs] if tid not in statuses}
+    in_progress = {tid: in_progress[tid] for tid in planned if tid in in_progress}
     completed = sum(1 for t in planned if statuses.get(t) == "completed")
     failed = sum(1 for t in planned if statuses.get(t) == "failed")
     running = len(in_progress) if active else 0
     interrupted = 0 if active else len(in_progress)
-    return StudyStatus(name=plan.get("study", study_root.name), root=study_root,
+    return StudyStatus(name=manifest.study if manifest else study_dir.name, root=study_dir.root,
                        total=len(planned), completed=completed, failed=failed, running=running,
                        interrupted=interrupted,
                        pending=len(planned) - completed - failed - running - interrupted,
-                       active=active, in_progress=in_progress, labels=labels)
+                       active=active, in_progress=in_progress, labels=labels, problem=problem)

@@ -1,20 +1,30 @@
-"""What the files of a study directory say: which trials completed, failed, are running."""
+"""What the files of a study directory say: which trials finished, which are running, which
+checkpoints exist. Paths come from `ablate.results.layout.StudyDir`.
+
+Running markers (`running/<trial_id>.json`: variant, seed, start time, latest epoch) are
+written by the driver when a trial starts and at each epoch, and removed when the trial is
+committed, so `ablate status` shows a trial as running from its start, not from its first
+checkpoint; a marker left behind by a stopped run marks the trial interrupted.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-RAY_CHECKPOINTS = "*/*/checkpoint_*/meta.json"  # <storage>/<experiment>/<trial_id>/checkpoint_N
-LOCAL_CHECKPOINTS = "checkpoints/*/meta.json"  # <study>/checkpoints/<trial_id> (local, trial)
+from ablate.results.atomic import atomic_write_text
+from ablate.results.layout import CHECKPOINT_FILE, RAY_CHECKPOINTS, STAGING_PREFIX, StudyDir
+from ablate.spec.config import TrialConfig
 
 
-def trial_statuses(study_root: Path) -> dict[str, str]:
+def trial_statuses(study_dir: StudyDir) -> dict[str, str]:
     """trial_id → 'completed' | 'failed' from trials/*.parquet (unreadable files skipped)."""
     out = {}
-    for f in sorted((Path(study_root) / "trials").glob("*.parquet")):
+    for f in sorted(study_dir.trials_dir.glob("*.parquet")):
         try:
             statuses = pq.read_table(f, columns=["status"]).column("status").to_pylist()
         except Exception:  # a foreign or damaged file: treated as not done, rewritten later
@@ -23,21 +33,60 @@ def trial_statuses(study_root: Path) -> dict[str, str]:
     return out
 
 
-def completed_ids(study_root: Path) -> set[str]:
-    return {tid for tid, s in trial_statuses(study_root).items() if s == "completed"}
+def completed_ids(study_dir: StudyDir) -> set[str]:
+    return {tid for tid, s in trial_statuses(study_dir).items() if s == "completed"}
 
 
 def latest_checkpoints(root: Path, pattern: str = RAY_CHECKPOINTS) -> dict[str, tuple[int, Path]]:
-    """trial_id → (epoch, directory) of the newest complete checkpoint under `root`."""
+    """trial_id → (epoch, directory) of the newest complete checkpoint under `root`
+    (`pattern`: a glob of meta.json files, results/layout.py)."""
     out: dict[str, tuple[int, Path]] = {}
     for meta in Path(root).glob(pattern):
         try:
             m = json.loads(meta.read_text())
         except (OSError, ValueError):
             continue
-        if not (meta.parent / "checkpoint.pt").is_file():
+        if not (meta.parent / CHECKPOINT_FILE).is_file():
             continue
         tid, epoch = m.get("trial_id"), int(m.get("epoch") or 0)
         if tid and (tid not in out or epoch > out[tid][0]):
             out[tid] = (epoch, meta.parent)
     return out
+
+
+# -- running markers -------------------------------------------------------------------------
+
+
+def mark_running(study_dir: StudyDir, cfg: TrialConfig, epoch: int = 0) -> None:
+    """The trial has started (epoch 0) or finished `epoch`; removed by `results.commit`."""
+    path = study_dir.running(cfg.trial_id)
+    started = _started(path) or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    atomic_write_text(path, json.dumps({"trial_id": cfg.trial_id, "variant": cfg.variant,
+                                        "seed": cfg.seed, "started": started, "epoch": epoch}))
+
+
+def _started(path: Path) -> str:
+    try:
+        return str(json.loads(path.read_text()).get("started") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def running_markers(study_dir: StudyDir) -> dict[str, int]:
+    """trial_id → latest epoch of every trial marked running (started, not committed)."""
+    out = {}
+    for p in sorted(study_dir.running_dir.glob("*.json")):
+        try:
+            out[p.stem] = int(json.loads(p.read_text()).get("epoch") or 0)
+        except (OSError, ValueError, AttributeError, TypeError):
+            out[p.stem] = 0  # being rewritten: it exists, so the trial has started
+    return out
+
+
+def clear_stale(study_dir: StudyDir) -> None:
+    """Drop what a previous, stopped run left: running markers and staging folders (called
+    with the run lock held, so nothing else is writing them)."""
+    for p in study_dir.running_dir.glob("*.json"):
+        p.unlink(missing_ok=True)
+    for p in study_dir.root.glob(f"{STAGING_PREFIX}*"):
+        shutil.rmtree(p, ignore_errors=True)

@@ -1,8 +1,9 @@
 """Read what studies wrote: trial rows, training histories, spectra and held-out samples.
 
-The reader works from the result contract (``schema.py``) alone and needs only pyarrow and
-numpy (pandas for the DataFrame views) — no torch, no Ray — so ``ablate table`` stays fast and
-runs anywhere the results are. It is meant to be pointed at a study that is still running: a
+The reader works from the result contract alone (``schema.py``: columns and types,
+``layout.py``: paths, ``manifest.py``: the study) and needs only pyarrow and numpy (pandas for
+the DataFrame views) — no torch, no Ray — so ``ablate table`` stays fast and runs anywhere the
+results are. It is meant to be pointed at a study that is still running: a
 file that cannot be read (partially written, truncated, foreign) or that lacks the columns a
 row needs is skipped and counted in ``StudyResults.skipped``, never raised.
 
@@ -23,9 +24,6 @@ and the rows stay in Arrow until someone asks for a DataFrame.
 
 from __future__ import annotations
 
-import json
-
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +31,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ablate.results.schema import artifacts_dir, images_path
+from ablate.results.layout import PREDICTIONS_FILE, SPECTRA_FILE, StudyDir, find_studies
+from ablate.results.manifest import Manifest, ManifestError, study_manifest
+from ablate.results.schema import TRIAL_COLUMNS
 
 # The trial columns the table needs (`load_results(columns=None)` reads every column).
 TABLE_COLUMNS: tuple[str, ...] = (
@@ -44,15 +44,13 @@ TABLE_COLUMNS: tuple[str, ...] = (
 )
 # Without these a trial row means nothing: a file lacking one is skipped.
 REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "seed", "status", "resolution")
-# Defaults of the optional columns when a file lacks them (label defaults to the variant).
-STRING_COLUMNS = {"study": "", "trial_id": "", "variant": "", "label": "", "grid": "",
-                  "status": "", "error": "", "verdict": "", "finished_at": ""}
-FLOAT_COLUMNS = ("variant_order", "seed", "resolution", "psnr", "ssim", "psnr_bicubic",
-                 "ssim_bicubic", "psnr_y", "psnr_y_bicubic", "hf_energy_ratio",
-                 "band_error_ratio", "band_coherence", "band_coherence_bicubic",
-                 "psnr_lr_consistency", "psnr_lr_floor",
-                 )  # NaN when missing (results of older versions lack psnr_y*, psnr_lr_*);
-#   seed/resolution/variant_order are whole
+# How `columns()` gives the table's columns (from results/schema.py): text as str ("" where a
+# file lacks the column), numbers as float64 (NaN where missing: results of older versions
+# lack psnr_y*, psnr_lr_*; seed, resolution and variant_order are whole). label defaults to
+# the variant.
+STRING_COLUMNS = tuple(c for c in TABLE_COLUMNS if TRIAL_COLUMNS[c].is_text)
+FLOAT_COLUMNS = tuple(c for c in TABLE_COLUMNS if TRIAL_COLUMNS[c].is_number)
+assert set(STRING_COLUMNS) | set(FLOAT_COLUMNS) == set(TABLE_COLUMNS)
 
 
 class NoResults(LookupError):
@@ -64,12 +62,17 @@ class StudyResults:
     """One study's results as read from disk."""
 
     name: str  # the study's name (its `study` column, else its folder name)
-    root: Path  # the study folder: trials/, history/, artifacts/, study.toml
+    root: Path  # the study folder (results/layout.py)
     rows: pa.Table  # every readable trial file's rows (one per trial × eval resolution)
     files: int  # trial files found
-    spec: dict = field(default_factory=dict)  # study.toml as parsed ({} when absent/unreadable)
+    manifest: Manifest | None = None  # the study that ran (None: no manifest, unreadable)
+    manifest_problem: str = ""  # why it could not be read (ManifestError), "" otherwise
     skipped: dict[str, list[str]] = field(default_factory=dict)  # kind → ["file: reason"]
     _columns: dict | None = field(default=None, repr=False)
+
+    @property
+    def dir(self) -> StudyDir:
+        return StudyDir(self.root)
 
     def skip(self, kind: str, path: Path, reason: str) -> None:
         reason = " ".join(reason.split())
@@ -102,7 +105,7 @@ class StudyResults:
     def history(self, trial_ids=None):
         """Per-epoch rows (HISTORY_COLUMNS) of the given trials (default: every file)."""
         tables = []
-        for p in _paths(self.root / "history", trial_ids):
+        for p in _paths(self.dir.history_dir, trial_ids):
             t = _read(p, None, ("trial_id", "epoch"), self, "history")
             if t is not None:
                 tables.append(t)
@@ -110,10 +113,10 @@ class StudyResults:
 
     def spectra(self, trial_ids=None):
         """Radially averaged spectra (SPECTRA_COLUMNS + trial_id) of the given trials."""
-        ids = trial_ids if trial_ids is not None else _artifact_ids(self.root)
+        ids = trial_ids if trial_ids is not None else _artifact_ids(self.dir)
         tables = []
         for tid in ids:
-            p = artifacts_dir(self.root, tid) / "spectra.parquet"
+            p = self.dir.artifacts(tid) / SPECTRA_FILE
             if not p.exists():
                 continue
             t = _read(p, None, ("resolution", "kind", "frequency", "power"), self, "spectra")
@@ -128,7 +131,7 @@ class StudyResults:
         counted in `skipped["images"]`."""
         out = {}
         for tid in trial_ids:
-            p = images_path(self.root, tid)
+            p = self.dir.images(tid)
             if not p.exists():
                 continue
             t = _read(p, ("resolution", "image", "photo", metric),
@@ -147,7 +150,7 @@ class StudyResults:
 
     def samples(self, trial_id: str) -> dict[str, np.ndarray] | None:
         """predictions.npz of a trial: input, bicubic, prediction, truth — or None."""
-        p = artifacts_dir(self.root, trial_id) / "predictions.npz"
+        p = self.dir.artifacts(trial_id) / PREDICTIONS_FILE
         if not p.exists():
             return None
         try:
@@ -170,12 +173,7 @@ class StudyResults:
 
 def study_roots(dir: str | Path) -> list[Path]:
     """The study folders DIR stands for: itself if it has trials/, else its sub-folders that do."""
-    d = Path(dir)
-    if (d / "trials").is_dir():
-        return [d]
-    if not d.is_dir():
-        return []
-    return sorted(p for p in d.iterdir() if (p / "trials").is_dir())
+    return [d.root for d in find_studies(dir, with_results=True)]
 
 
 def load_results(
@@ -206,17 +204,14 @@ def load_results(
 
 
 def load_study(root: str | Path, columns: tuple[str, ...] | None = TABLE_COLUMNS) -> StudyResults:
-    """One study folder: its spec (if any) and the rows of every readable trial file."""
-    root = Path(root)
-    s = StudyResults(name=root.name, root=root, rows=pa.table({}), files=0)
-    spec_path = root / "study.toml"
-    if spec_path.exists():
-        try:
-            text = spec_path.read_text()
-            s.spec = _apply_overrides(tomllib.loads(text), text)
-        except Exception as e:  # noqa: BLE001 — a spec copy is optional
-            s.skip("spec", spec_path, f"{type(e).__name__}: {e}")
-    paths = _paths(root / "trials", None)
+    """One study folder: its manifest (if any) and the rows of every readable trial file."""
+    d = StudyDir(Path(root))
+    s = StudyResults(name=d.name, root=d.root, rows=pa.table({}), files=0)
+    try:
+        s.manifest = study_manifest(d)
+    except ManifestError as e:  # the rows alone still make a table; the note says why
+        s.manifest_problem = str(e)
+    paths = _paths(d.trials_dir, None)
     s.files = len(paths)
     tables = []
     for p in paths:
@@ -229,26 +224,10 @@ def load_study(root: str | Path, columns: tuple[str, ...] | None = TABLE_COLUMNS
     s.rows = _concat(tables)
     if s.rows.num_rows and "study" in s.rows.column_names:
         first = s.rows.column("study")[0].as_py()
-        s.name = str(first) if first else root.name
+        s.name = str(first) if first else d.name
+    elif s.manifest is not None:
+        s.name = s.manifest.study
     return s
-
-
-def _apply_overrides(spec: dict, text: str) -> dict:
-    """Replay the `--set` overrides that `write_spec_copy` appends as one JSON line, with the
-    spec's own `apply_set` (so `variant.NAME.key=…` and quoting behave as they did at run time)."""
-    from ablate.results.write import OVERRIDES_MARK
-    from ablate.spec.convert import Problems
-    from ablate.spec.parse import apply_set
-
-    for line in text.splitlines():
-        if line.startswith(OVERRIDES_MARK):
-            try:
-                items = json.loads(line[len(OVERRIDES_MARK):])
-            except ValueError:
-                continue
-            for item in items:
-                apply_set(spec, str(item), Problems())
-    return spec
 
 
 def _paths(folder: Path, ids) -> list[Path]:
@@ -259,9 +238,11 @@ def _paths(folder: Path, ids) -> list[Path]:
     return sorted(folder.glob("*.parquet"))  # not the writers' ".<name>.<pid>.tmp" files
 
 
-def _artifact_ids(root: Path) -> list[str]:
-    folder = root / "artifacts"
-    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+def _artifact_ids(d: StudyDir) -> list[str]:
+    folder = d.artifacts_dir
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def _read(path: Path, columns, required, s: StudyResults, kind: str) -> pa.Table | None:
@@ -308,8 +289,8 @@ def _columns(t: pa.Table, study: str) -> dict[str, np.ndarray]:
     n = t.num_rows
     names = set(t.column_names)
     out: dict[str, np.ndarray] = {}
-    for c, default in STRING_COLUMNS.items():
-        out[c] = _strings(t.column(c)) if c in names else np.full(n, default, dtype=object)
+    for c in STRING_COLUMNS:
+        out[c] = _strings(t.column(c)) if c in names else np.full(n, "", dtype=object)
     for c in FLOAT_COLUMNS:
         out[c] = _floats(t.column(c)) if c in names else np.full(n, np.nan)
     out["status"] = np.array([s.strip().lower() for s in out["status"]], dtype=object)

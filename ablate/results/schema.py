@@ -1,119 +1,174 @@
-"""The result contract: directory layout and Parquet columns (design.md, "Results layout").
+"""The results schema: one table of columns (name, Arrow type, meaning) per kind of file.
 
-```
-<results>/<study>/study.toml                       copy of the spec that ran
-<results>/<study>/trials/<trial_id>.parquet        one row per eval resolution (TRIAL_COLUMNS)
-<results>/<study>/history/<trial_id>.parquet       one row per epoch (HISTORY_COLUMNS)
-<results>/<study>/images/<trial_id>.parquet        one row per eval resolution × held-out crop
-        (IMAGE_COLUMNS): the per-image metrics the trial row averages (completed trials only;
-        results written before ablate kept them have none)
-<results>/<study>/artifacts/<trial_id>/predictions.npz   held-out images at the top resolution:
-        input (n,3,s,s), bicubic, prediction, truth (n,3,R,R), float32 in [0, 1]
-<results>/<study>/artifacts/<trial_id>/spectra.parquet   radially averaged power spectra
-        (SPECTRA_COLUMNS): kind ∈ {truth, bicubic, model}, per eval resolution above input
-```
+Everything that writes or reads result files derives from these tables: the writers
+(``results/write.py``: the Arrow schema of each file; a row with a column missing or not
+listed here is an error), the reader (``results/read.py``: which columns are text and which
+numbers), the metric keys of an evaluation (``METRIC_KEYS``, ``IMAGE_METRICS``) and the test
+fixtures (``tests/synthetic_results.py``). Where each file lives: ``results/layout.py``.
 
-A reader needs only pandas or pyarrow. Everything here is Ray-free.
+    TRIAL_COLUMNS      trials/<trial_id>.parquet, one row per eval resolution
+    HISTORY_COLUMNS    history/<trial_id>.parquet, one row per epoch
+    IMAGE_COLUMNS      images/<trial_id>.parquet, one row per eval resolution × held-out crop
+    SPECTRA_COLUMNS    artifacts/<trial_id>/spectra.parquet
+
+    list(TRIAL_COLUMNS)            # the names, in the order written
+    TRIAL_COLUMNS["psnr"].doc      # what a column means
+    TRIAL_COLUMNS.schema           # the Arrow schema
+
+Adding a column: add it here (older files lack it; the reader gives NaN or "" for it).
+Ray-free, torch-free.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Iterator, Literal
 
-# Column name → meaning. Order is the order written.
-TRIAL_COLUMNS: dict[str, str] = {
-    "study": "study name",
-    "trial_id": "stable hash of the resolved trial config",
-    "variant": "variant name",
-    "label": "variant label (table row)",
-    "variant_order": "index of the variant in the spec (table order)",
-    "grid": "grid point, e.g. 'sigmas=[128,32]' ('' without a grid)",
-    "seed": "training seed",
-    "status": "completed | failed",
-    "error": "error message of a failed trial ('' otherwise)",
-    "jitter": "jitter placement",
-    "jitter_dist": "gaussian | uniform | none",
-    "jitter_std": "gaussian std in coordinate units",
-    "multiscale": "multi-scale mode and resolutions",
-    "curriculum": "curriculum stages ('none')",
-    "sigmas": "decoder band sigmas, comma separated",
-    "resolution": "eval resolution r (side, pixels)",
-    "psnr": "model PSNR (dB) vs HR downsampled to r; NaN where no ground truth exists",
-    "ssim": "model SSIM vs ground truth at r",
-    "psnr_bicubic": "bicubic upsampling of the input, PSNR; NaN at r = input size",
-    "ssim_bicubic": "bicubic SSIM; NaN at r = input size",
-    "psnr_y": "model Y-PSNR (dB): BT.601 luma, ceil(r / input size) px border shaved (SR papers)",
-    "psnr_y_bicubic": "bicubic Y-PSNR; NaN at r = input size",
-    "hf_energy_ratio": "in-band (f > input Nyquist) power, model / bicubic",
-    "band_error_ratio": "in-band error power vs truth, model / bicubic",
-    "band_coherence": "in-band magnitude-squared coherence of model with truth",
-    "band_coherence_bicubic": "same, for bicubic",
-    "psnr_lr_consistency": "the fitness gate: model output at r downsampled to the input size "
-    "(the input's own downsampler), PSNR vs the input; NaN below the input size",
-    "psnr_lr_floor": "the gate's threshold: PSNR of the input's quarter-resolution copy (down 4×, "
-    "bicubic back up) vs the input; below it the verdict is unfit",
-    "verdict": "unfit | true_sr | resampling | hallucination | n/a (ablate.metrics.verdict)",
-    "epochs": "epochs trained",
-    "train_seconds": "training wall time, seconds",
-    "train_img_per_s": "training throughput, images per second",
-    "device": "device the trial trained on",
-    "mamba_backend": "selective-scan backend used",
-    "code_version": "ablate version + git commit",
-    "config_json": "the fully resolved trial config (JSON)",
-    "finished_at": "UTC ISO time the trial finished",
-}
+import pyarrow as pa
 
-HISTORY_COLUMNS: dict[str, str] = {
-    "study": "study name",
-    "trial_id": "trial id",
-    "variant": "variant name",
-    "seed": "training seed",
-    "epoch": "1-based epoch",
-    "loss": "mean training MSE of the epoch",
-    "lr": "learning rate at the end of the epoch",
-    "quick_psnr": "PSNR at the input resolution on a few held-out images",
-    "img_per_s": "training images per second in this epoch",
-    "seconds": "wall time of the epoch",
-    "resolutions": "training resolutions of this epoch, comma separated",
-    "resumed": "True for the first epoch run after resuming from a checkpoint",
-}
+Role = Literal["key", "config", "outcome", "metric", ""]
 
-IMAGE_COLUMNS: dict[str, str] = {
-    "trial_id": "trial id",
-    "resolution": "eval resolution r",
-    "image": "index of the crop in the held-out set (the same crop in every trial of a data config)",
-    "photo": "the held-out photo the crop comes from (the table resamples photos)",
-    "psnr": "model PSNR (dB) of this crop",
-    "psnr_y": "model Y-PSNR (dB) of this crop",
-    "ssim": "model SSIM of this crop",
-    "psnr_bicubic": "bicubic PSNR; NaN at r ≤ input size",
-    "psnr_y_bicubic": "bicubic Y-PSNR; NaN at r ≤ input size",
-    "ssim_bicubic": "bicubic SSIM; NaN at r ≤ input size",
-}
-
-SPECTRA_COLUMNS: dict[str, str] = {
-    "resolution": "eval resolution",
-    "kind": "truth | bicubic | model",
-    "frequency": "radial frequency, cycles per image",
-    "power": "mean radially averaged power",
-}
+_S, _F, _I, _B = pa.string(), pa.float64(), pa.int64(), pa.bool_()
 
 
-def study_dir(results: str | Path, study: str) -> Path:
-    return Path(results) / study
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    doc: str
+    role: Role = ""  # trial columns: config (from the trial's config) | outcome (of the run) |
+    #   metric (of the evaluation, per resolution); image columns: key | metric
+
+    @property
+    def is_text(self) -> bool:
+        return pa.types.is_string(self.type)
+
+    @property
+    def is_number(self) -> bool:
+        return pa.types.is_integer(self.type) or pa.types.is_floating(self.type)
 
 
-def trial_path(study_root: Path, trial_id: str) -> Path:
-    return study_root / "trials" / f"{trial_id}.parquet"
+@dataclass(frozen=True)
+class Columns:
+    """An ordered table of columns; iterating gives the names."""
+
+    columns: tuple[Column, ...]
+
+    def __iter__(self) -> Iterator[str]:
+        return (c.name for c in self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def __contains__(self, name) -> bool:
+        return any(c.name == name for c in self.columns)
+
+    def __getitem__(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"no result column {name!r}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self)
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema([(c.name, c.type) for c in self.columns])
+
+    def with_role(self, role: Role) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.role == role)
 
 
-def history_path(study_root: Path, trial_id: str) -> Path:
-    return study_root / "history" / f"{trial_id}.parquet"
+def _table(*cols: tuple) -> Columns:
+    return Columns(tuple(Column(*c) for c in cols))
 
 
-def images_path(study_root: Path, trial_id: str) -> Path:
-    return study_root / "images" / f"{trial_id}.parquet"
+TRIAL_COLUMNS = _table(
+    ("study", _S, "study name", "config"),
+    ("trial_id", _S, "stable hash of the resolved trial config", "config"),
+    ("variant", _S, "variant name", "config"),
+    ("label", _S, "variant label (table row)", "config"),
+    ("variant_order", _I, "index of the variant in the spec (table order)", "config"),
+    ("grid", _S, "grid point, e.g. 'sigmas=[128,32]' ('' without a grid)", "config"),
+    ("seed", _I, "training seed", "config"),
+    ("status", _S, "completed | failed", "outcome"),
+    ("error", _S, "error message of a failed trial ('' otherwise)", "outcome"),
+    ("jitter", _S, "jitter placement", "config"),
+    ("jitter_dist", _S, "gaussian | uniform | none", "config"),
+    ("jitter_std", _F, "gaussian std in coordinate units", "config"),
+    ("multiscale", _S, "multi-scale mode and resolutions", "config"),
+    ("curriculum", _S, "curriculum stages ('none')", "config"),
+    ("sigmas", _S, "decoder band sigmas, comma separated", "config"),
+    ("resolution", _I, "eval resolution r (side, pixels)", "metric"),
+    ("psnr", _F, "model PSNR (dB) vs HR downsampled to r; NaN where no ground truth exists",
+     "metric"),
+    ("ssim", _F, "model SSIM vs ground truth at r", "metric"),
+    ("psnr_bicubic", _F, "bicubic upsampling of the input, PSNR; NaN at r = input size",
+     "metric"),
+    ("ssim_bicubic", _F, "bicubic SSIM; NaN at r = input size", "metric"),
+    ("psnr_y", _F, "model Y-PSNR (dB): BT.601 luma, ceil(r / input size) px border shaved "
+     "(SR papers)", "metric"),
+    ("psnr_y_bicubic", _F, "bicubic Y-PSNR; NaN at r = input size", "metric"),
+    ("hf_energy_ratio", _F, "in-band (f > input Nyquist) power, model / bicubic", "metric"),
+    ("band_error_ratio", _F, "in-band error power vs truth, model / bicubic", "metric"),
+    ("band_coherence", _F, "in-band magnitude-squared coherence of model with truth", "metric"),
+    ("band_coherence_bicubic", _F, "same, for bicubic", "metric"),
+    ("psnr_lr_consistency", _F, "the fitness gate: model output at r downsampled to the input "
+     "size (the input's own downsampler), PSNR vs the input; NaN below the input size",
+     "metric"),
+    ("psnr_lr_floor", _F, "the gate's threshold: PSNR of the input's quarter-resolution copy "
+     "(down 4×, bicubic back up) vs the input; below it the verdict is unfit", "metric"),
+    ("verdict", _S, "unfit | true_sr | resampling | hallucination | n/a "
+     "(ablate.metrics.verdict)", "metric"),
+    ("epochs", _I, "epochs trained", "outcome"),
+    ("train_seconds", _F, "training wall time, seconds", "outcome"),
+    ("train_img_per_s", _F, "training throughput, images per second", "outcome"),
+    ("device", _S, "device the trial trained on", "outcome"),
+    ("mamba_backend", _S, "selective-scan backend used", "outcome"),
+    ("code_version", _S, "ablate version + git commit", "config"),
+    ("config_json", _S, "the fully resolved trial config (JSON)", "config"),
+    ("finished_at", _S, "UTC ISO time the trial finished", "outcome"),
+)
 
+HISTORY_COLUMNS = _table(
+    ("study", _S, "study name"),
+    ("trial_id", _S, "trial id"),
+    ("variant", _S, "variant name"),
+    ("seed", _I, "training seed"),
+    ("epoch", _I, "1-based epoch"),
+    ("loss", _F, "mean training MSE of the epoch"),
+    ("lr", _F, "learning rate at the end of the epoch"),
+    ("quick_psnr", _F, "PSNR at the input resolution on a few held-out images"),
+    ("img_per_s", _F, "training images per second in this epoch"),
+    ("seconds", _F, "wall time of the epoch"),
+    ("resolutions", _S, "training resolutions of this epoch, comma separated"),
+    ("resumed", _B, "True for the first epoch run after resuming from a checkpoint"),
+)
 
-def artifacts_dir(study_root: Path, trial_id: str) -> Path:
-    return study_root / "artifacts" / trial_id
+IMAGE_COLUMNS = _table(
+    ("trial_id", _S, "trial id", "key"),
+    ("resolution", _I, "eval resolution r", "key"),
+    ("image", _I, "index of the crop in the held-out set (the same crop in every trial of a "
+     "data config)", "key"),
+    ("photo", _S, "the held-out photo the crop comes from (the table resamples photos)", "key"),
+    ("psnr", _F, "model PSNR (dB) of this crop", "metric"),
+    ("psnr_y", _F, "model Y-PSNR (dB) of this crop", "metric"),
+    ("ssim", _F, "model SSIM of this crop", "metric"),
+    ("psnr_bicubic", _F, "bicubic PSNR; NaN at r ≤ input size", "metric"),
+    ("psnr_y_bicubic", _F, "bicubic Y-PSNR; NaN at r ≤ input size", "metric"),
+    ("ssim_bicubic", _F, "bicubic SSIM; NaN at r ≤ input size", "metric"),
+)
+
+SPECTRA_COLUMNS = _table(
+    ("resolution", _I, "eval resolution"),
+    ("kind", _S, "truth | bicubic | model"),
+    ("frequency", _F, "radial frequency, cycles per image"),
+    ("power", _F, "mean radially averaged power"),
+)
+
+# What an evaluation measures per eval resolution (the trial row's metric columns), and per
+# held-out crop (an image row's metric columns).
+METRIC_KEYS: tuple[str, ...] = TRIAL_COLUMNS.with_role("metric")
+IMAGE_METRICS: tuple[str, ...] = IMAGE_COLUMNS.with_role("metric")

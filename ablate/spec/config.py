@@ -4,7 +4,7 @@ A study file (TOML) is parsed and validated at the edge (``ablate.spec.parse``) 
 dataclasses; everything inward (data, model, training, evaluation, orchestration) receives
 them and never looks at raw dictionaries. Every field carries its default here, with a comment
 saying what it means. The ``[model]`` and ``[train]`` defaults are the configuration of the
-seed's code (design.md, "The model").
+seed's code (README, "The model").
 
 Field metadata drive validation in ``parse.py``:
   ``min`` / ``max``   inclusive bounds (numbers, or every element of a tuple)
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+from ablate.spec.source import DataSource
 
 JitterPlacement = Literal["none", "per_epoch", "per_batch", "per_sample"]
 JitterDist = Literal["gaussian", "uniform"]
@@ -144,6 +146,11 @@ class DataConfig:
     #   rejects the flat background of retina, skies and blank regions. 0 keeps every crop.
     #   Held-out crops are never rejected.
 
+    @property
+    def parsed_source(self) -> DataSource:
+        """`source` as a typed value (ablate.spec.source); ValueError if malformed."""
+        return DataSource.parse(self.source)
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -237,7 +244,7 @@ class TrialConfig:
     #   (not part of the id, so the same trial has the same id on every machine)
 
     def axes(self) -> dict[str, object]:
-        """The axis columns of the result rows (design.md)."""
+        """The axis columns of the result rows (ablate.results.schema.TRIAL_COLUMNS)."""
         t = self.train
         return {
             "jitter": t.jitter.placement,

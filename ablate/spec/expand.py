@@ -106,11 +106,11 @@ def check(study: C.Study, data: C.DataConfig, model: C.ModelConfig, train: C.Tra
         suffix = "" if own == base else f" (in {where})"
         problems.add(f"{section}.{key}", message + suffix)
 
-    source = data.source
-    kind, _, path = source.partition(":")
-    if source != "bundled" and (kind not in ("folder", "cifar10") or not path):
-        add("data", "source", f'expected "bundled", "folder:PATH" or "cifar10:PATH", got {source!r}')
-    cifar = kind == "cifar10"
+    try:
+        cifar = data.parsed_source.kind == "cifar10"
+    except ValueError as e:
+        add("data", "source", str(e))
+        cifar = False
     if data.hr_size < data.input_size:
         add("data", "hr_size", f"must be ≥ data.input_size ({data.input_size}): ground truth "
             f"comes from HR crops downsampled to the input, got {data.hr_size}")

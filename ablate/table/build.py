@@ -26,14 +26,14 @@ Layout (one table per study):
 - Missing figures are None ("—" when printed). Failed trials are listed (variant, seed,
   error), never dropped; a partial study says how many trials completed out of how many.
 
-The study's seeds, variants and expected trial count come from its ``study.toml`` copy when
-there is one (variants not run yet then appear as empty rows), else from the rows themselves.
+The study's seeds, baseline, variants (in spec order, with labels), grid order, eval
+resolutions, input size and expected trial count come from its manifest
+(``results/manifest.py``; variants not run yet then appear as empty rows), else from the rows
+themselves.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 import math
 import re
 from collections import Counter, defaultdict
@@ -41,16 +41,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ablate.results.manifest import Manifest
 from ablate.results.read import NoResults, StudyResults, load_results
-from ablate.spec.config import format_value
+from ablate.table.choices import Metric
 from ablate.table.stats import (Comparison, Summary, apply_holm, compare_images, compare_paired,
                                 summarize)
 
-METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM",
-           "psnr_y": "Y-PSNR (dB; BT.601 luma, border shaved)"}
+METRICS = {m.value: m.label for m in Metric}  # `ablate table --metric`
 BASIS_COLUMNS = ("psnr_lr_consistency", "psnr_lr_floor", "hf_energy_ratio", "band_error_ratio",
                  "band_coherence", "band_coherence_bicubic")  # what ablate.metrics.verdict reads
-DECIMALS = {"psnr": 2, "ssim": 4, "psnr_y": 2}
+DECIMALS = {m.value: m.decimals for m in Metric}
 
 
 class UnknownBaseline(ValueError):
@@ -148,19 +148,19 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
     """One study's table from its rows (see the module docstring)."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}: expected one of {', '.join(METRICS)}")
+    metric = Metric(metric).value  # a plain str from here on
     col = s.columns()
     trials = _trials(col)
     if not trials:
         reason = f" ({s.skipped_count} unreadable file(s) skipped)" if s.skipped_count else ""
         raise NoResults(f"no trial results yet in {s.root}{reason}")
-    spec_study = s.spec.get("study", {}) if isinstance(s.spec.get("study"), dict) else {}
-    spec_data = s.spec.get("data", {}) if isinstance(s.spec.get("data"), dict) else {}
+    m = s.manifest
     notes: list[str] = []
 
-    variants = _variants(trials, s.spec)
+    variants = _variants(trials, m)
     names = [n for n, _ in variants]
     labels = dict(variants)
-    base = _baseline(baseline, spec_study.get("baseline"), names, labels, s.name)
+    base = _baseline(baseline, m.baseline if m else None, names, labels, s.name)
 
     done, failed, superseded, other = split_trials(trials)
     if superseded:
@@ -170,14 +170,12 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
         notes.append(f"{len(other)} trial(s) with status "
                      f"{sorted({t.status or '(empty)' for t in other})} ignored")
 
-    seeds = sorted({int(x) for x in spec_study.get("seeds", []) if isinstance(x, int)}
-                   | {t.seed for t in trials})
+    seeds = sorted(set(m.seeds if m else ()) | {t.seed for t in trials})
     res_col = col["resolution"]
     seen_res = {int(res_col[i]) for t in done for i in t.rows if np.isfinite(res_col[i])}
-    spec_res = {int(r) for r in spec_data.get("eval_resolutions", []) if isinstance(r, int)}
-    resolutions = sorted(seen_res | spec_res)
-    grids = _grid_order({t.grid for t in trials}, s.spec) or [""]
-    input_size = _input_size(s, spec_data, done, col)
+    resolutions = sorted(seen_res | set(m.eval_resolutions if m else ()))
+    grids = _grid_order({t.grid for t in trials}, m.grid if m else ()) or [""]
+    input_size = m.input_size if m and m.input_size else _input_size(done, col)
 
     # seed-aligned vectors per (grid, variant, resolution); verdicts; bicubic values
     seed_at = {sd: k for k, sd in enumerate(seeds)}
@@ -234,7 +232,7 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
     t = Table(
         study=s.name, metric=metric, baseline=base, baseline_label=labels[base],
         input_size=input_size, resolutions=resolutions, seeds=seeds, grids=grids, rows=rows,
-        failed=failed, completed=len(done), expected=_expected(s.spec, variants, grids, seeds),
+        failed=failed, completed=len(done), expected=_expected(m, variants, grids, seeds),
         notes=notes, trial_ids=[t.id for t in done],
     )
     apply_holm(t.comparisons)
@@ -245,7 +243,7 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
 
 def _per_image(s: StudyResults, done: list[_Trial], metric: str) -> dict[tuple, dict]:
     """(grid, variant, resolution) → {seed: (image keys, photos, values)} from images/."""
-    if not (s.root / "images").is_dir():
+    if not s.dir.images_dir.is_dir():
         return {}
     out: dict[tuple, dict] = defaultdict(dict)
     got = s.images([t.id for t in done], metric)
@@ -360,9 +358,9 @@ def split_trials(trials: list[_Trial]):
     return list(latest.values()), failed, superseded, other
 
 
-def _baseline(asked: str | None, spec_baseline, names: list[str], labels: dict[str, str],
+def _baseline(asked: str | None, planned: str | None, names: list[str], labels: dict[str, str],
               study: str) -> str:
-    """The baseline's variant name: --baseline (a name or a label), the spec's, the first."""
+    """The baseline's variant name: --baseline (a name or a label), the manifest's, the first."""
     if asked is not None:
         if asked in labels:
             return asked
@@ -371,8 +369,8 @@ def _baseline(asked: str | None, spec_baseline, names: list[str], labels: dict[s
             return by_label[0]
         raise UnknownBaseline(f"unknown baseline {asked!r}: the variants of study {study!r} "
                               f"are " + ", ".join(names))
-    if isinstance(spec_baseline, str) and spec_baseline in labels:
-        return spec_baseline
+    if planned in labels:
+        return planned
     return names[0]
 
 
@@ -380,48 +378,29 @@ def _natural(s: str):
     return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", s)]
 
 
-def _grid_order(seen: set[str], spec: dict) -> list[str]:
-    """Grid points in the spec's order (its [grid] axes crossed in file order), then any
-    others (a changed spec, no spec copy) in natural order."""
-    order: list[str] = []
-    grid = spec.get("grid") if isinstance(spec, dict) else None
-    if isinstance(grid, dict) and grid and all(isinstance(v, list) for v in grid.values()):
-        for combo in itertools.product(*grid.values()):
-            order.append(", ".join(f"{k}={format_value(v)}" for k, v in zip(grid, combo)))
-    known = [g for g in order if g in seen]
+def _grid_order(seen: set[str], planned: tuple[str, ...]) -> list[str]:
+    """The grid points that have trials: in the manifest's order (the spec's [grid] axes
+    crossed in file order), then any others (a changed spec, no manifest) in natural order."""
+    known = [g for g in planned if g in seen]
     return known + sorted(seen - set(known), key=_natural)
 
 
-def _variants(trials: list[_Trial], spec: dict) -> list[tuple[str, str]]:
-    """(name, label) in spec order: variant_order, else the spec's list, else first seen."""
+def _variants(trials: list[_Trial], m: Manifest | None) -> list[tuple[str, str]]:
+    """(name, label) in spec order: variant_order, else the manifest's list, else first seen."""
     seen: dict[str, tuple[float, str]] = {}
     for t in trials:
         order, label = seen.get(t.variant, (math.inf, t.label))
         seen[t.variant] = (min(order, t.order), label)
-    spec_variants = spec.get("variant", []) if isinstance(spec, dict) else []
-    for i, v in enumerate(spec_variants if isinstance(spec_variants, list) else []):
-        if isinstance(v, dict) and isinstance(v.get("name"), str):
-            order, label = seen.get(v["name"], (math.inf, str(v.get("label") or v["name"])))
-            seen[v["name"]] = (order if order != math.inf else i, label)
+    for i, v in enumerate(m.variants if m else ()):
+        order, label = seen.get(v.name, (math.inf, v.label))
+        seen[v.name] = (order if order != math.inf else i, label)
     ranked = sorted(seen.items(), key=lambda kv: kv[1][0])  # stable: first seen breaks ties
     return [(name, label) for name, (_, label) in ranked]
 
 
-def _input_size(s: StudyResults, spec_data: dict, done: list[_Trial],
-                col: dict[str, np.ndarray]) -> int | None:
-    """The model's input side: the spec, else a trial's config_json, else the resolution
-    where bicubic is NaN (nothing to upsample), else the smallest resolution."""
-    if isinstance(spec_data.get("input_size"), int):
-        return int(spec_data["input_size"])
-    for t in done[:3]:
-        try:
-            import pyarrow.parquet as pq
-
-            path = s.root / "trials" / f"{t.id}.parquet"
-            cfg = json.loads(pq.read_table(path, columns=["config_json"])[0][0].as_py())
-            return int(cfg["data"]["input_size"])
-        except Exception:  # noqa: BLE001 — fall through to the rows
-            continue
+def _input_size(done: list[_Trial], col: dict[str, np.ndarray]) -> int | None:
+    """Without a manifest, the model's input side from the rows: the resolution where bicubic
+    is NaN everywhere (nothing to upsample), else the smallest resolution."""
     res = [(int(col["resolution"][i]), col["psnr_bicubic"][i]) for t in done for i in t.rows
            if np.isfinite(col["resolution"][i])]
     if not res:
@@ -462,14 +441,8 @@ def _bicubic_rows(bicubic: dict[tuple, list[float]], metric: str, grids: list[st
     return {g: Row("bicubic", "bicubic", "Bicubic", g, -1, cells=c) for g, c in per_grid.items()}
 
 
-def _expected(spec: dict, variants, grids, seeds) -> int:
-    n_grid = len(grids)
-    spec_grid = spec.get("grid") if isinstance(spec, dict) else None
-    if isinstance(spec_grid, dict) and spec_grid:
-        n = 1
-        for v in spec_grid.values():
-            n *= len(v) if isinstance(v, list) else 1
-        n_grid = max(n_grid, n)
+def _expected(m: Manifest | None, variants, grids, seeds) -> int:
+    n_grid = max(len(grids), len(m.grid) if m else 0)
     return len(variants) * n_grid * len(seeds)
 
 
@@ -483,6 +456,9 @@ def _partial_notes(t: Table, s: StudyResults) -> None:
         if missing:
             parts.append(f"{missing} not finished (running or not started)")
         t.notes.insert(0, ("partial study: " if missing else "") + ", ".join(parts))
+    if s.manifest_problem:
+        t.notes.append(f"study facts from the rows alone (variants not run yet, labels and "
+                       f"the baseline may be missing): {s.manifest_problem}")
     if s.skipped.get("trials"):
         t.notes.append(f"{len(s.skipped['trials'])} unreadable trial file(s) skipped "
                        "(still being written?): " + "; ".join(s.skipped["trials"][:3])

@@ -35,9 +35,10 @@ from ablate.metrics.verdict import (
     TRUE_SR_MIN_COHERENCE_GAIN,
 )
 from ablate.table.build import BASIS_COLUMNS, Row, Table, load_tables
+from ablate.table.choices import Format
 from ablate.table.stats import Comparison, Summary
 
-FORMATS = ("text", "markdown", "csv", "json", "latex")
+FORMATS = tuple(f.value for f in Format)
 MISSING = "—"
 
 

@@ -1,33 +1,39 @@
 """Epoch-end checkpoints: everything needed to continue a trial as if it had not stopped.
 
-A checkpoint is a directory holding `checkpoint.pt` (and `meta.json`: trial id and epoch): model, optimiser, scheduler, the trial's
-generators, torch's global RNG states, the epoch just finished, the history so far and the
-training time spent. Written atomically (temporary file, then rename), so a process killed
-while saving leaves the previous checkpoint intact. Ray-free: the Ray executor hands these
+A checkpoint is a directory (``ablate.results.layout``) holding:
+
+- `checkpoint.pt`: model, optimiser, scheduler, the trial's generators, torch's global RNG
+  states, the epoch just finished, the history so far and the training time spent;
+- `history.parquet`: that history as rows (HISTORY_COLUMNS), for readers that must not load
+  the state (a failed trial's record, on the Ray driver too);
+- `meta.json`: trial id, epoch and device, for `ablate status` and resuming, written last.
+
+Each file is written atomically (temporary file, then rename), so a process killed while
+saving leaves the previous checkpoint usable. Ray-free: the Ray executor hands these
 directories to `tune.Checkpoint.from_directory`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
-FILE = "checkpoint.pt"
+from ablate.results.atomic import atomic_write, atomic_write_text
+from ablate.results.layout import CHECKPOINT_FILE, CHECKPOINT_META, TrialFiles
+from ablate.results.schema import HISTORY_COLUMNS
+from ablate.results.write import write_rows
+
+FILE = CHECKPOINT_FILE
 
 
-def save(directory: str | Path, state: dict) -> Path:
+def save(directory: str | Path, state: dict, device: str = "") -> Path:
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f".{FILE}.{os.getpid()}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, d / FILE)
-    # a small sidecar so that status and resume can find the epoch without loading the state
-    meta_tmp = d / f".meta.json.{os.getpid()}.tmp"
-    meta_tmp.write_text(json.dumps({"trial_id": state.get("trial_id"), "epoch": state.get("epoch")}))
-    os.replace(meta_tmp, d / "meta.json")
+    atomic_write(d / FILE, lambda tmp: torch.save(state, tmp))
+    write_rows(TrialFiles(d).history, list(state.get("history", [])), HISTORY_COLUMNS)
+    atomic_write_text(d / CHECKPOINT_META, json.dumps(
+        {"trial_id": state.get("trial_id"), "epoch": state.get("epoch"), "device": device}))
     return d
 
 
