@@ -36,7 +36,7 @@ the floor): the half-resolution floor is 26.3 dB on the flagship's held-out inpu
 and 27.3 dB on the CPU quickstart's (HR 64 → 16); the quarter-resolution one 21.7 and 22.7 dB.
 Models at the seed's predicted 29–30 dB pass either; the old quickstart's ≈ 20 dB models fail
 either. But the half-resolution floor also fails every model a 2-core CPU can train in minutes
-(the retuned quickstart reached 25–26 dB at its 16 px input, measured; the issue that set the
+(the retuned quickstart reached 24.0–25.0 dB at its 16 px input, measured; the issue that set the
 gate counted ≥ 24 dB as a fitted quickstart), so with it no CPU-sized study could ever issue a
 verdict. The quarter-resolution floor keeps the gate's purpose (no verdict on a model that has
 not learnt its input) without demanding a near-perfect autoencoder; `ablate table --detail`
