@@ -40,7 +40,7 @@ from ray import tune
 
 from ablate.orchestrate.preflight import RunError
 from ablate.orchestrate.progress import Progress
-from ablate.orchestrate.study_files import latest_checkpoints, mark_running
+from ablate.orchestrate.study_files import all_checkpoints, mark_running
 from ablate.results.atomic import atomic_write_text
 from ablate.results.commit import Outcome, commit, stage_failure
 from ablate.results.layout import CHECKPOINT_FILE, CHECKPOINT_META, StudyDir, TrialFiles
@@ -156,26 +156,36 @@ def _trainable(config: dict) -> None:
     cfg = trial_from_dict(job["trial"])
     work = Path(tempfile.mkdtemp(prefix=f"ablate-{cfg.trial_id}-"))
     try:
-        resume = None
-        checkpoint = tune.get_checkpoint()  # Tune retrying this trial in this run
+        # checkpoints to resume from, newest first: Tune's (retrying this trial in this run),
+        # then an earlier run's; one that does not load is set aside and the next one tried
+        resume: list[Path] = []
+        checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
-            resume = Path(checkpoint.to_directory(str(work / "resume")))
-        elif job.get("resume_from"):  # an earlier run's latest checkpoint
-            resume = Path(job["resume_from"])
+            if getattr(checkpoint.filesystem, "type_name", "") == "local":
+                resume.append(Path(checkpoint.path))  # set aside in place if it does not load
+            else:
+                resume.append(Path(checkpoint.to_directory(str(work / "resume"))))
+        resume += [Path(p) for p in job.get("resume_from") or []]
         ckpt_dir = work / "ckpt"
+        warnings_: list[str] = []  # reach the driver with the next report
+
+        def log(message: str) -> None:
+            if message.startswith("warning"):
+                warnings_.append(message)
 
         def on_epoch(report, saved):  # `saved`: the epoch checkpoint directory
-            tune.report({**report.metrics(), "final": False},
+            tune.report({**report.metrics(), "final": False, "warning": "\n".join(warnings_)},
                         checkpoint=tune.Checkpoint.from_directory(str(saved)))
+            warnings_.clear()
 
         result = run_trial(cfg, device=job["device"], checkpoint_dir=ckpt_dir,
-                           resume_from=resume, on_epoch=on_epoch)
+                           resume_from=resume, on_epoch=on_epoch, log=log)
         # the final checkpoint: the training state (a later run resumes from the end rather
         # than train again if the driver stops before committing) and the staged result files
         final = work / "final"
         final.mkdir()
-        for source in (ckpt_dir, resume):
-            if source is not None and (Path(source) / CHECKPOINT_FILE).is_file():
+        for source in (ckpt_dir, *resume):
+            if (Path(source) / CHECKPOINT_FILE).is_file():
                 shutil.copy(Path(source) / CHECKPOINT_FILE, final / CHECKPOINT_FILE)
                 break
         stage_result(final, result)
@@ -183,7 +193,7 @@ def _trainable(config: dict) -> None:
         atomic_write_text(final / CHECKPOINT_META, json.dumps(
             {"trial_id": cfg.trial_id, "epoch": epochs, "device": result.rows[0]["device"],
              "final": True}))
-        tune.report({"final": True, "epoch": epochs},
+        tune.report({"final": True, "epoch": epochs, "warning": "\n".join(warnings_)},
                     checkpoint=tune.Checkpoint.from_directory(str(final)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -226,6 +236,8 @@ class _Recorder(tune.Callback):
         self.progress.start(cfg)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        for line in filter(None, str(result.get("warning") or "").split("\n")):
+            self.progress.note(line)
         if not result.get("final"):
             cfg = self._cfg(trial)
             mark_running(self.study_dir, cfg, int(result["epoch"]))
@@ -274,15 +286,15 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
                        "node mounts, e.g. an NFS path")
     storage_path = Path(storage) if storage else study_dir.ray_storage
     storage_path = storage_path.resolve()
-    previous = latest_checkpoints(storage_path) if storage_path.exists() else {}
+    previous = all_checkpoints(storage_path) if storage_path.exists() else {}
     jobs = []
     for cfg in pending:
-        resume = previous.get(cfg.trial_id)
+        resume = previous.get(cfg.trial_id, [])
         if resume:
             progress.note(f"resuming {cfg.variant} seed {cfg.seed} ({cfg.trial_id}) from epoch "
-                          f"{resume[0]}")
+                          f"{resume[0][0]}")
         jobs.append({"trial": trial_to_dict(cfg), "device": device,
-                     "resume_from": str(resume[1]) if resume else ""})
+                     "resume_from": [str(d) for _, d in resume]})
     by_tid = {cfg.trial_id: cfg for cfg in pending}
     failures: dict[str, str] = {}
     completed: set[str] = set()

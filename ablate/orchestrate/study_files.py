@@ -37,21 +37,26 @@ def completed_ids(study_dir: StudyDir) -> set[str]:
     return {tid for tid, s in trial_statuses(study_dir).items() if s == "completed"}
 
 
-def latest_checkpoints(root: Path, pattern: str = RAY_CHECKPOINTS) -> dict[str, tuple[int, Path]]:
-    """trial_id → (epoch, directory) of the newest complete checkpoint under `root`
-    (`pattern`: a glob of meta.json files, results/layout.py)."""
-    out: dict[str, tuple[int, Path]] = {}
+def all_checkpoints(root: Path, pattern: str = RAY_CHECKPOINTS) -> dict[str, list[tuple[int, Path]]]:
+    """trial_id → [(epoch, directory), …] of every complete checkpoint under `root`, newest
+    first (`pattern`: a glob of meta.json files, results/layout.py). A meta.json that does not
+    read as {"trial_id": str, "epoch": int} is ignored."""
+    out: dict[str, list[tuple[int, Path]]] = {}
     for meta in Path(root).glob(pattern):
         try:
             m = json.loads(meta.read_text())
-        except (OSError, ValueError):
+            tid, epoch = m.get("trial_id"), int(m.get("epoch") or 0)
+        except (OSError, ValueError, AttributeError, TypeError):
             continue
-        if not (meta.parent / CHECKPOINT_FILE).is_file():
+        if not isinstance(tid, str) or not tid or not (meta.parent / CHECKPOINT_FILE).is_file():
             continue
-        tid, epoch = m.get("trial_id"), int(m.get("epoch") or 0)
-        if tid and (tid not in out or epoch > out[tid][0]):
-            out[tid] = (epoch, meta.parent)
-    return out
+        out.setdefault(tid, []).append((epoch, meta.parent))
+    return {tid: sorted(found, key=lambda x: (-x[0], str(x[1]))) for tid, found in out.items()}
+
+
+def latest_checkpoints(root: Path, pattern: str = RAY_CHECKPOINTS) -> dict[str, tuple[int, Path]]:
+    """trial_id → (epoch, directory) of the newest complete checkpoint under `root`."""
+    return {tid: found[0] for tid, found in all_checkpoints(root, pattern).items()}
 
 
 # -- running markers -------------------------------------------------------------------------
