@@ -106,14 +106,39 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Cluster:
         else:
             # worker stdout stays in Ray's logs (and the dashboard): trial errors reach the
             # user through Tune's error files, progress through ablate's own lines
-            ctx = ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                           logging_level="WARNING", log_to_driver=False)
+            ctx = _init_loopback(ray, num_cpus)
             started = True
         url = getattr(ctx, "dashboard_url", "") or ""
     res = ray.cluster_resources()
     return Cluster(address=address or "", cpus=res.get("CPU", 0.0), gpus=res.get("GPU", 0.0),
                    dashboard_url=url and (url if url.startswith("http") else f"http://{url}"),
                    started_here=started)
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def _init_loopback(ray, num_cpus: int | None):
+    """A new embedded local Ray whose every port (GCS, raylet, object manager, workers,
+    dashboard and its agents, metrics) listens on 127.0.0.1 only.
+
+    Ray's gRPC servers listen on all interfaces unless the node IP is the loopback address, and
+    `ray.init(_node_ip_address="127.0.0.1")` alone is replaced by the machine's address
+    (`services.resolve_ip_for_localhost`) unless "Ray clusters" are disabled, which is what
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 does (read by `ray_constants` at import: set here for
+    the processes Ray starts, and on the imported module for this one). `address="local"`:
+    always a new instance, never a `ray start` cluster found on this machine."""
+    from ray._private import ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        return ray.init(address="local", num_cpus=num_cpus, _node_ip_address=LOOPBACK,
+                        include_dashboard=True, dashboard_host=LOOPBACK,
+                        logging_level="WARNING", log_to_driver=False)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
 
 
 def trial_resources(res: ResourcesConfig, cluster: Cluster, note) -> tuple[float, float]:
