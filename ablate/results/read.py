@@ -31,9 +31,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ablate.results.layout import PREDICTIONS_FILE, SPECTRA_FILE, StudyDir, find_studies
+from ablate.results.layout import MANIFEST, PREDICTIONS_FILE, SPECTRA_FILE, StudyDir, find_studies
 from ablate.results.manifest import Manifest, ManifestError, study_manifest
 from ablate.results.schema import TRIAL_COLUMNS
+from ablate.spec.names import RULE, valid_name
 
 # The trial columns the table needs (`load_results(columns=None)` reads every column).
 TABLE_COLUMNS: tuple[str, ...] = (
@@ -222,11 +223,17 @@ def load_study(root: str | Path, columns: tuple[str, ...] | None = TABLE_COLUMNS
             t = t.append_column("trial_id", pa.array([p.stem] * t.num_rows))
         tables.append(t)
     s.rows = _concat(tables)
+    name = ""
     if s.rows.num_rows and "study" in s.rows.column_names:
-        first = s.rows.column("study")[0].as_py()
-        s.name = str(first) if first else d.name
+        name = s.rows.column("study")[0].as_py() or ""
+        where = "trials/*.parquet, column study"
     elif s.manifest is not None:
-        s.name = s.manifest.study
+        name, where = s.manifest.study, MANIFEST
+    if name and not valid_name(name):  # it names report files: never a path of its own
+        s.skip("names", Path(where), f"study name {str(name)!r} is not a valid name ({RULE}); "
+               f"the folder's name {d.name!r} is used instead")
+        name = ""
+    s.name = str(name) if name else d.name
     return s
 
 

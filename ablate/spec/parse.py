@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from ablate.spec import config as C
 from ablate.spec.convert import Problems, convert, describe, join, suggest
+from ablate.spec.names import RULE, valid_name
 
 SECTIONS = {
     "study": C.StudySection,
@@ -43,7 +43,6 @@ AXES = {
 }
 VARIANT_KEYS = ["name", "label", *AXES, "data", "model", "train"]
 TRIAL_SECTIONS = ("data", "model", "train")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class SpecError(Exception):
@@ -160,8 +159,8 @@ def build_study(doc: dict, file: str = "<study>", overrides=()) -> C.Study:
         if sections[name] is None:
             sections[name] = cls()
     study: C.StudySection = sections["study"]
-    if not _NAME.match(study.name):
-        problems.add("study.name", f"expected letters, digits, '-', '_' or '.', got {study.name!r}"
+    if not valid_name(study.name):
+        problems.add("study.name", f"expected {RULE}, got {study.name!r}"
                      " (it names the results folder)")
     if len(set(study.seeds)) != len(study.seeds):
         problems.add("study.seeds", f"seeds repeat: {list(study.seeds)}")
@@ -213,8 +212,8 @@ def _variants(doc, sections, problems: Problems) -> list[C.VariantConfig]:
             problems.add(path, f"expected a table, got {describe(raw)}")
             continue
         name = raw.get("name")
-        if not isinstance(name, str) or not _NAME.match(name or ""):
-            problems.add(join(path, "name"), "required: a name of letters, digits, '-', '_' "
+        if not valid_name(name):
+            problems.add(join(path, "name"), f"required: a name of {RULE} "
                          f"(got {describe(name) if name is not None else 'nothing'})")
             name = f"variant{i}"
         else:
