@@ -73,13 +73,20 @@ def read_toml(path: str | Path) -> dict:
     if p.is_dir():
         raise SpecError(file, [_p("", "is a directory, expected a study .toml file")])
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a UTF-8 byte order mark is accepted
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError(file, [_p("", f"cannot be read: {e}")]) from None
     try:
-        return tomllib.loads(text)
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(file, [_p("", f"TOML syntax error: {e}")]) from None
+    except RecursionError:
+        raise SpecError(file, [_p("", "TOML nested too deeply to read (arrays or tables "
+                                     "inside one another hundreds of levels deep)")]) from None
+    if not doc:
+        raise SpecError(file, [_p("", "the file holds no keys; a study needs at least a "
+                                     "[study] table (see studies/ for examples)")])
+    return doc
 
 
 def _p(key, message):
@@ -102,6 +109,8 @@ def parse_set(item: str) -> tuple[list[str], Any]:
         parsed = tomllib.loads(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value.strip()
+    except RecursionError:
+        raise ValueError(f"--set {key}: the value is nested too deeply to read") from None
     return parts, parsed
 
 
@@ -139,7 +148,11 @@ def apply_set(doc: dict, item: str, problems: Problems) -> None:
 def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> C.Study:
     """Parse, override and validate a study file. Raises SpecError listing every problem."""
     doc = read_toml(path)
-    return build_study(doc, str(path), overrides)
+    try:
+        return build_study(doc, str(path), overrides)
+    except RecursionError:
+        raise SpecError(str(path), [_p("", "nested too deeply to validate (arrays or tables "
+                                          "inside one another hundreds of levels deep)")]) from None
 
 
 def build_study(doc: dict, file: str = "<study>", overrides=()) -> C.Study:
