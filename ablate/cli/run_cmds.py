@@ -82,6 +82,9 @@ def status(
                    f"[{d.root}]")
         if s.problem:
             typer.echo(f"  note: {s.problem}")
+        for tid in s.unreadable:
+            typer.echo(f"  unreadable  {tid} {s.labels.get(tid, '')}: its trial file does not "
+                       "read; counted pending, the next `ablate run` runs it again")
         for tid, ep in s.in_progress.items():
             what = "running" if s.active else "interrupted"
             done = f"epoch {ep} done" if ep else "started, no epoch done yet"

@@ -14,23 +14,17 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from ablate.results.atomic import atomic_write_text
+from ablate.results.trial_file import read_trial_file
 from ablate.results.layout import CHECKPOINT_FILE, RAY_CHECKPOINTS, STAGING_PREFIX, StudyDir
 from ablate.spec.config import TrialConfig
 
 
 def trial_statuses(study_dir: StudyDir) -> dict[str, str]:
-    """trial_id → 'completed' | 'failed' from trials/*.parquet (unreadable files skipped)."""
-    out = {}
-    for f in sorted(study_dir.trials_dir.glob("*.parquet")):
-        try:
-            statuses = pq.read_table(f, columns=["status"]).column("status").to_pylist()
-        except Exception:  # a foreign or damaged file: treated as not done, rewritten later
-            continue
-        out[f.stem] = "completed" if statuses and all(s == "completed" for s in statuses) else "failed"
-    return out
+    """trial_id → 'completed' | 'failed' | 'unreadable' from trials/*.parquet, by the one rule
+    of results/trial_file.py (an unreadable file's trial is run again)."""
+    return {f.stem: read_trial_file(f).state
+            for f in sorted(study_dir.trials_dir.glob("*.parquet"))}
 
 
 def completed_ids(study_dir: StudyDir) -> set[str]:
