@@ -298,3 +298,30 @@ def test_running_from_its_start_then_ctrl_c_leaves_trials_interrupted(tmp_path, 
     s = study_status(root)
     assert s.interrupted >= 1 and s.interrupted + s.pending == 2 and not s.active, s
     assert "interrupted" in r.output
+
+
+def test_a_refused_run_writes_nothing(tmp_path, ray_address):
+    study = write_tiny_study(tmp_path, name="kept", seeds=(0,), epochs=1)
+    out = tmp_path / "res"
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local"])
+    assert r.exit_code == 0, r.output
+    root = out / "kept"
+
+    def snapshot():
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and p.name != ".run.lock"}
+
+    before = snapshot()
+    status_before = runner.invoke(app, ["status", str(root)]).output
+    refused = [  # each with a change that makes trials pending, so that the check is reached
+        ["--executor", "local", "--set", 'variant.plain.data.source="folder:no/such/dir"'],
+        ["--set", "train.epochs=2", "--address", "127.0.0.1:9"],
+        ["--set", "train.epochs=2", "--set", "resources.cpus_per_trial=64",
+         "--address", ray_address],
+        ["--set", "train.epochs=2", "--storage", "s3://bucket/x", "--address", ray_address],
+    ]
+    for extra in refused:
+        r = runner.invoke(app, ["run", str(study), "--results", str(out), *extra])
+        assert r.exit_code == 2, (extra, r.output)
+        assert snapshot() == before, extra
+    assert runner.invoke(app, ["status", str(root)]).output == status_before

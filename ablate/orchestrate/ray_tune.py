@@ -299,16 +299,23 @@ class _Recorder(tune.Callback):
         self.progress.finish(cfg, False, error)
 
 
-def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: ResourcesConfig,
-            cluster: Cluster, progress: Progress, *, storage: str | None = None,
-            max_concurrent: int = 0) -> tuple[dict[str, str], set[str]]:
-    """Run `pending` as one Tune experiment. Returns (failures: id → error, completed ids)."""
-    cpus, gpus = trial_resources(resources, cluster, progress.note)
-    device = "cuda" if gpus > 0 else "cpu"
+def check_storage(storage: str | None) -> None:
+    """--storage must be a mounted directory (RunError otherwise)."""
     if storage and "://" in storage:
         raise RunError(f"--storage {storage!r}: filesystem URIs are not supported yet (resuming "
                        "across runs lists checkpoints on a mounted path); give a directory every "
                        "node mounts, e.g. an NFS path")
+
+
+def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: ResourcesConfig,
+            cluster: Cluster, progress: Progress, *, storage: str | None = None,
+            max_concurrent: int = 0,
+            trial_res: tuple[float, float] | None = None) -> tuple[dict[str, str], set[str]]:
+    """Run `pending` as one Tune experiment. Returns (failures: id → error, completed ids).
+    `trial_res`: (cpus, gpus) per trial when already checked (`trial_resources`)."""
+    cpus, gpus = trial_res or trial_resources(resources, cluster, progress.note)
+    device = "cuda" if gpus > 0 else "cpu"
+    check_storage(storage)
     storage_path = Path(storage) if storage else study_dir.ray_storage
     storage_path = storage_path.resolve()
     previous = all_checkpoints(storage_path) if storage_path.exists() else {}
