@@ -41,7 +41,7 @@ from ray import tune
 from ablate.orchestrate.preflight import RunError
 from ablate.orchestrate.progress import Progress
 from ablate.orchestrate.study_files import all_checkpoints, mark_running
-from ablate.results.atomic import atomic_write_text
+from ablate.results.atomic import DiskFull, atomic_write_text, is_disk_full
 from ablate.results.commit import Outcome, commit, stage_failure
 from ablate.results.layout import CHECKPOINT_FILE, CHECKPOINT_META, StudyDir, TrialFiles
 from ablate.spec.config import ResourcesConfig, TrialConfig
@@ -286,6 +286,8 @@ class _Recorder(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         cfg = self._cfg(trial)
         error = _error_text(trial)
+        if "No space left on device" in error or "DiskFull" in error:
+            raise DiskFull(self.study_dir.root)  # not the trial's fault: stop, resume later
         with tempfile.TemporaryDirectory(prefix=self.study_dir.staging_prefix(cfg.trial_id),
                                          dir=self.study_dir.root) as tmp:
             if trial.checkpoint is not None:  # the epochs it did finish, as the local path keeps
@@ -360,6 +362,14 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tuner.fit()
+    except Exception as e:  # a full disk, wherever Tune met it: one clear error (DiskFull)
+        seen, cause = set(), e
+        while cause is not None and id(cause) not in seen:
+            if is_disk_full(cause):
+                raise DiskFull(getattr(cause, "path", None) or study_dir.root) from e
+            seen.add(id(cause))
+            cause = cause.__cause__ or cause.__context__
+        raise
     finally:
         tune_log.setLevel(level)
     return failures, completed

@@ -19,7 +19,7 @@ from typing import Callable
 
 from ablate.orchestrate.executor import Executor
 from ablate.orchestrate.lock import StudyLock
-from ablate.orchestrate.preflight import RunError, check_data, check_device
+from ablate.orchestrate.preflight import RunError, check_data, check_device, check_results
 from ablate.orchestrate.progress import Progress
 from ablate.orchestrate.study_files import clear_stale, completed_ids
 from ablate.results.atomic import atomic_copy
@@ -69,6 +69,7 @@ def run_study(study: Study, results: str | Path = "results", *,
     trials = expand(study)
     if executor is Executor.local:
         check_device(device)
+    check_results(study_dir.root)
     with StudyLock(study_dir):
         done = completed_ids(study_dir)
         pending = [t for t in trials if t.trial_id not in done]
@@ -165,6 +166,7 @@ def run_one(study: Study, variant: str, seed: int, *, results: str | Path = "res
     check_device(device)
     check_data([cfg])
     study_dir = StudyDir.of(results, study.name)
+    check_results(study_dir.root)
     with StudyLock(study_dir):  # not beside an `ablate run` of the same study
         start_study(study_dir, study, expand(study))
         mark_running(study_dir, cfg)

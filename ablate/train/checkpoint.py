@@ -21,6 +21,7 @@ no reader picks it up again.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -38,7 +39,9 @@ FILE = CHECKPOINT_FILE
 
 def save(directory: str | Path, state: dict, device: str = "") -> Path:
     d = Path(directory)
-    atomic_write(d / FILE, lambda tmp: torch.save(state, tmp))
+    buf = io.BytesIO()  # serialised first: a full disk is then an OSError (ENOSPC) of the
+    torch.save(state, buf)  # plain write below, which atomic_write reports as DiskFull
+    atomic_write(d / FILE, lambda tmp: tmp.write_bytes(buf.getbuffer()))
     write_rows(TrialFiles(d).history, list(state.get("history", [])), HISTORY_COLUMNS)
     atomic_write_text(d / CHECKPOINT_META, json.dumps(
         {"trial_id": state.get("trial_id"), "epoch": state.get("epoch"), "device": device}))
