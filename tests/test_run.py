@@ -325,3 +325,21 @@ def test_a_refused_run_writes_nothing(tmp_path, ray_address):
         assert r.exit_code == 2, (extra, r.output)
         assert snapshot() == before, extra
     assert runner.invoke(app, ["status", str(root)]).output == status_before
+
+
+def test_leftovers_of_killed_processes_are_swept_by_the_next_run(tmp_path):
+    study = write_tiny_study(tmp_path, name="swept", seeds=(0,), epochs=1)
+    root = tmp_path / "res" / "swept"
+    left = [root / ".work" / "ablate-0123456789ab-x1" / "ckpt" / "checkpoint.pt",  # a worker's
+            root / "trials" / ".0123456789ab.parquet.4242.tmp",  # interrupted atomic writes
+            root / "checkpoints" / "0123456789ab" / ".checkpoint.pt.4242.tmp",
+            root / "artifacts" / ".0123456789ab.4242.old" / "spectra.parquet"]
+    for p in left:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"left by a SIGKILL")
+    r = runner.invoke(app, ["run", str(study), "--results", str(tmp_path / "res"),
+                            "--executor", "local"])
+    assert r.exit_code == 0, r.output
+    assert not [p for p in left if p.exists()]
+    assert not (root / ".work").exists() and not (root / "artifacts" / ".0123456789ab.4242.old").exists()
+    assert len(trial_files(root)) == 2

@@ -179,7 +179,14 @@ def _trainable(config: dict) -> None:
 
     job = config["job"]
     cfg = trial_from_dict(job["trial"])
-    work = Path(tempfile.mkdtemp(prefix=f"ablate-{cfg.trial_id}-"))
+    # the work folder lives in the study (swept by the next run if a kill leaves it behind);
+    # in the system's temporary folder only where the study's folder is not on this node
+    try:
+        root = Path(job.get("work_root") or tempfile.gettempdir())
+        root.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"ablate-{cfg.trial_id}-", dir=root))
+    except OSError:
+        work = Path(tempfile.mkdtemp(prefix=f"ablate-{cfg.trial_id}-"))
     try:
         # checkpoints to resume from, newest first: Tune's (retrying this trial in this run),
         # then an earlier run's; one that does not load is set aside and the next one tried
@@ -328,6 +335,7 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
             progress.note(f"resuming {cfg.variant} seed {cfg.seed} ({cfg.trial_id}) from epoch "
                           f"{resume[0][0]}")
         jobs.append({"trial": trial_to_dict(cfg), "device": device,
+                     "work_root": str(study_dir.work_dir.resolve()),
                      "resume_from": [str(d) for _, d in resume]})
     by_tid = {cfg.trial_id: cfg for cfg in pending}
     failures: dict[str, str] = {}

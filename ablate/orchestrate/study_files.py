@@ -83,9 +83,14 @@ def running_markers(study_dir: StudyDir) -> dict[str, int]:
 
 
 def clear_stale(study_dir: StudyDir) -> None:
-    """Drop what a previous, stopped run left: running markers and staging folders (called
-    with the run lock held, so nothing else is writing them)."""
+    """Drop what a previous, stopped run left: running markers, staging and work folders, and
+    temporary files of interrupted writes (called with the run lock held, so nothing else is
+    writing them)."""
     for p in study_dir.running_dir.glob("*.json"):
         p.unlink(missing_ok=True)
     for p in study_dir.root.glob(f"{STAGING_PREFIX}*"):
         shutil.rmtree(p, ignore_errors=True)
+    shutil.rmtree(study_dir.work_dir, ignore_errors=True)  # killed Ray workers' work folders
+    for p in study_dir.root.rglob(".*.*"):  # atomic_write's temporaries (".<name>.<pid>.tmp")
+        if p.name.endswith((".tmp", ".old")) and p.name.count(".") >= 3:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
