@@ -248,3 +248,37 @@ def test_previous_layout_whose_spec_no_longer_validates_falls_back_to_plan(tmp_p
     (t,) = load_tables(root)
     assert any("no longer validates" in n and "retired_key" in n for n in t.notes)
     assert math.isclose(t.rows[0].cells[32].mean, 25.0)  # Bicubic still computed
+
+
+@pytest.mark.parametrize("plan", ['null', '[]', '{"overrides": null}', '{"trials": null}',
+                                  '{"trials": [1]}', '{"study": ["x"]}'])
+def test_plan_json_of_the_wrong_shape_is_a_note_not_a_traceback(tmp_path, plan):
+    from typer.testing import CliRunner
+
+    from ablate.cli.app import app
+
+    root = tmp_path / "old"
+    (root / "trials").mkdir(parents=True)
+    (root / "plan.json").write_text(plan)
+    runner = CliRunner()
+    r = runner.invoke(app, ["status", str(root)])
+    assert r.exit_code == 0 and r.exception is None, (r.output, r.exception)
+    assert "plan.json" in r.output and "run the study again" in r.output, r.output
+
+
+@pytest.mark.parametrize("meta", ['[]', 'null', '{"trial_id": ["x"], "epoch": 1}',
+                                  '{"trial_id": "abc", "epoch": "one"}'])
+def test_checkpoint_meta_json_of_the_wrong_shape_is_ignored(tmp_path, meta):
+    from typer.testing import CliRunner
+
+    from ablate.cli.app import app
+
+    root = tmp_path / "s"
+    (root / "trials").mkdir(parents=True)
+    for d in (root / "checkpoints" / "abc", root / "ray" / "run-1" / "abc" / "checkpoint_000000"):
+        d.mkdir(parents=True)
+        (d / "meta.json").write_text(meta)
+        (d / "checkpoint.pt").write_bytes(b"x")
+    r = CliRunner().invoke(app, ["status", str(root)])
+    assert r.exit_code == 0 and r.exception is None, (r.output, r.exception)
+    assert "0 interrupted" in r.output, r.output

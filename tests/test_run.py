@@ -298,3 +298,48 @@ def test_running_from_its_start_then_ctrl_c_leaves_trials_interrupted(tmp_path, 
     s = study_status(root)
     assert s.interrupted >= 1 and s.interrupted + s.pending == 2 and not s.active, s
     assert "interrupted" in r.output
+
+
+def test_a_refused_run_writes_nothing(tmp_path, ray_address):
+    study = write_tiny_study(tmp_path, name="kept", seeds=(0,), epochs=1)
+    out = tmp_path / "res"
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local"])
+    assert r.exit_code == 0, r.output
+    root = out / "kept"
+
+    def snapshot():
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and p.name != ".run.lock"}
+
+    before = snapshot()
+    status_before = runner.invoke(app, ["status", str(root)]).output
+    refused = [  # each with a change that makes trials pending, so that the check is reached
+        ["--executor", "local", "--set", 'variant.plain.data.source="folder:no/such/dir"'],
+        ["--set", "train.epochs=2", "--address", "127.0.0.1:9"],
+        ["--set", "train.epochs=2", "--set", "resources.cpus_per_trial=64",
+         "--address", ray_address],
+        ["--set", "train.epochs=2", "--storage", "s3://bucket/x", "--address", ray_address],
+    ]
+    for extra in refused:
+        r = runner.invoke(app, ["run", str(study), "--results", str(out), *extra])
+        assert r.exit_code == 2, (extra, r.output)
+        assert snapshot() == before, extra
+    assert runner.invoke(app, ["status", str(root)]).output == status_before
+
+
+def test_leftovers_of_killed_processes_are_swept_by_the_next_run(tmp_path):
+    study = write_tiny_study(tmp_path, name="swept", seeds=(0,), epochs=1)
+    root = tmp_path / "res" / "swept"
+    left = [root / ".work" / "ablate-0123456789ab-x1" / "ckpt" / "checkpoint.pt",  # a worker's
+            root / "trials" / ".0123456789ab.parquet.4242.tmp",  # interrupted atomic writes
+            root / "checkpoints" / "0123456789ab" / ".checkpoint.pt.4242.tmp",
+            root / "artifacts" / ".0123456789ab.4242.old" / "spectra.parquet"]
+    for p in left:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"left by a SIGKILL")
+    r = runner.invoke(app, ["run", str(study), "--results", str(tmp_path / "res"),
+                            "--executor", "local"])
+    assert r.exit_code == 0, r.output
+    assert not [p for p in left if p.exists()]
+    assert not (root / ".work").exists() and not (root / "artifacts" / ".0123456789ab.4242.old").exists()
+    assert len(trial_files(root)) == 2

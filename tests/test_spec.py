@@ -285,3 +285,64 @@ def test_unreadable_inputs_exit_2(tmp_path):
     for path, fragment in ((d, "is a directory"), (binary, "cannot be read")):
         r = runner.invoke(app, ["validate", str(path)])
         assert r.exit_code == 2 and fragment in r.output and "Traceback" not in r.output
+
+
+# -- values that parse but cannot run (issue 13 §4, §10) ----------------------------------------
+
+
+@pytest.mark.parametrize("key", ["resources.cpus_per_trial", "train.lr",
+                                 "variant.a.jitter.std", "model.query_sigma",
+                                 "data.prescale", "resources.gpus_per_trial"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_nan_and_inf_are_refused_at_validation_with_the_key_path(tmp_path, key, value):
+    path = write(tmp_path, BASE)
+    r = runner.invoke(app, ["validate", path, "--set", f"{key}={value}"])
+    assert r.exit_code == 2, r.output
+    shown = key if not key.startswith("variant.a.") else "jitter.std"
+    assert shown in r.output and "finite" in r.output, r.output
+
+
+def test_seeds_must_fit_32_bits(tmp_path):
+    found = problems_of(tmp_path, BASE, ["study.seeds=[0, 18446744073709551615]"])
+    assert found[0][0] == "study.seeds[1]" and "4294967295" in found[0][1]
+    found = problems_of(tmp_path, BASE, ["study.seeds=[4294967296]"])
+    assert found[0][0] == "study.seeds[0]"
+    assert load_study(write(tmp_path, BASE), ["study.seeds=[4294967295]"]).study.seeds == (2 ** 32 - 1,)
+
+
+def test_names_with_a_trailing_newline_are_refused(tmp_path):
+    found = problems_of(tmp_path, BASE.replace('name = "t"', 'name = "t\\n"'))
+    assert found[0][0] == "study.name"
+    found = problems_of(tmp_path, BASE.replace('name = "a"', 'name = "a\\n"'))
+    assert any(k.endswith(".name") and k.startswith("variant[1]") for k, _ in found), found
+
+
+@pytest.mark.parametrize("key,value", [("model.dim", 10 ** 9), ("data.test_samples", 10 ** 11),
+                                       ("train.batch_size", 10 ** 9)])
+def test_sizes_that_cannot_fit_in_memory_are_refused_with_an_estimate(tmp_path, key, value):
+    path = write(tmp_path, BASE)
+    r = runner.invoke(app, ["validate", path, "--set", f"{key}={value}"])
+    assert r.exit_code == 2, r.output
+    assert f"{key}: a trial would need ≈ " in r.output and "more than any machine" in r.output
+    # the shipped studies are far below the limit
+    for study in STUDIES.glob("*.toml"):
+        assert runner.invoke(app, ["validate", str(study)]).exit_code == 0, study
+
+
+def test_empty_spec_is_refused_and_a_bom_is_accepted(tmp_path):
+    for text in ("", "\n  \n# only a comment\n"):
+        (tmp_path / "e.toml").write_text(text)
+        r = runner.invoke(app, ["validate", str(tmp_path / "e.toml")])
+        assert r.exit_code == 2 and "holds no keys" in r.output, r.output
+    (tmp_path / "bom.toml").write_bytes(b"\xef\xbb\xbf" + textwrap.dedent(BASE).encode())
+    r = runner.invoke(app, ["validate", str(tmp_path / "bom.toml")])
+    assert r.exit_code == 0, r.output
+
+
+def test_deeply_nested_toml_is_invalid_input_not_a_traceback(tmp_path):
+    (tmp_path / "deep.toml").write_text("[study]\nname = " + "[" * 5000 + "]" * 5000 + "\n")
+    r = runner.invoke(app, ["validate", str(tmp_path / "deep.toml")])
+    assert r.exit_code == 2 and "nested too deeply" in r.output, r.output
+    r = runner.invoke(app, ["validate", write(tmp_path, BASE), "--set",
+                            "train.lr=" + "[" * 5000 + "]" * 5000])
+    assert r.exit_code == 2 and "nested too deeply" in r.output, r.output

@@ -33,7 +33,8 @@ def run(
     when stopped by Ctrl-C (running trials keep their checkpoints; run again to resume).
     """
     from ablate.orchestrate.lock import StudyLocked
-    from ablate.orchestrate.preflight import RunError
+    from ablate.orchestrate.preflight import RunError, disk_full_message
+    from ablate.results.atomic import is_disk_full
     from ablate.orchestrate.run import run_study
 
     study = study_or_exit(study_file, sets)
@@ -42,6 +43,10 @@ def run(
                             max_concurrent=max_concurrent, storage=storage, device=device)
     except (RunError, StudyLocked) as e:
         fail(f"error: {e}")
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        fail(f"error: {disk_full_message(e)}", code=1)
     except KeyboardInterrupt:
         typer.echo("interrupted: running trials keep their checkpoints; run the same command "
                    "again to resume", err=True)
@@ -82,6 +87,9 @@ def status(
                    f"[{d.root}]")
         if s.problem:
             typer.echo(f"  note: {s.problem}")
+        for tid in s.unreadable:
+            typer.echo(f"  unreadable  {tid} {s.labels.get(tid, '')}: its trial file does not "
+                       "read; counted pending, the next `ablate run` runs it again")
         for tid, ep in s.in_progress.items():
             what = "running" if s.active else "interrupted"
             done = f"epoch {ep} done" if ep else "started, no epoch done yet"

@@ -3,7 +3,8 @@
     summary = run_study(study, results="results", executor=Executor.ray)
     one = run_one(study, variant="plain", seed=0, results="results", device="cpu")
 
-Steps of `run_study`: lock the study directory; write its manifest (results/manifest.py: the
+Steps of `run_study`: lock the study directory; check everything (data paths, the Ray
+address, storage and resources) before writing anything; write its manifest (results/manifest.py: the
 resolved study and this run's trials, which `ablate status` and `ablate table` read) and a
 copy of the spec; drop every trial that already has a completed row; run the rest on the
 chosen executor; report failures. Interrupted trials resume from their latest checkpoint on
@@ -18,7 +19,7 @@ from typing import Callable
 
 from ablate.orchestrate.executor import Executor
 from ablate.orchestrate.lock import StudyLock
-from ablate.orchestrate.preflight import RunError, check_data, check_device
+from ablate.orchestrate.preflight import RunError, check_data, check_device, check_results
 from ablate.orchestrate.progress import Progress
 from ablate.orchestrate.study_files import clear_stale, completed_ids
 from ablate.results.atomic import atomic_copy
@@ -68,11 +69,20 @@ def run_study(study: Study, results: str | Path = "results", *,
     trials = expand(study)
     if executor is Executor.local:
         check_device(device)
+    check_results(study_dir.root)
     with StudyLock(study_dir):
-        start_study(study_dir, study, trials)
         done = completed_ids(study_dir)
         pending = [t for t in trials if t.trial_id not in done]
+        # every check before anything is written: a refused run leaves the study as it was
         check_data(pending)
+        cluster, trial_res, notes = None, None, []
+        if executor is Executor.ray and pending:
+            from ablate.orchestrate.ray_tune import check_storage, connect, trial_resources
+
+            check_storage(storage)
+            cluster = connect(address)
+            trial_res = trial_resources(study.resources, cluster, notes.append)
+        start_study(study_dir, study, trials)
         summary = RunSummary(study_root=study_dir.root, total=len(trials),
                              skipped=len(trials) - len(pending))
         with Progress(total=len(pending), skipped=summary.skipped, stream=progress_stream,
@@ -86,9 +96,8 @@ def run_study(study: Study, results: str | Path = "results", *,
 
                 summary.failed = run_local(pending, study_dir, progress, device=device)
             else:
-                from ablate.orchestrate.ray_tune import connect, run_ray
+                from ablate.orchestrate.ray_tune import run_ray
 
-                cluster = connect(address)
                 if on_connect:
                     on_connect(cluster)
                 progress.note(
@@ -97,9 +106,11 @@ def run_study(study: Study, results: str | Path = "results", *,
                     + (f"; dashboard {cluster.dashboard_url} (token auth on: the token is in "
                        "~/.ray/auth_token, or run `ray get-auth-token`)"
                        if cluster.dashboard_url else ""))
+                for note in notes:
+                    progress.note(note)
                 summary.failed, _ = run_ray(pending, study_dir, study.resources, cluster,
                                             progress, storage=storage,
-                                            max_concurrent=max_concurrent)
+                                            max_concurrent=max_concurrent, trial_res=trial_res)
             finished = completed_ids(study_dir)
         summary.completed = [t.trial_id for t in pending if t.trial_id in finished]
         summary.unfinished = [t.trial_id for t in pending
@@ -155,6 +166,7 @@ def run_one(study: Study, variant: str, seed: int, *, results: str | Path = "res
     check_device(device)
     check_data([cfg])
     study_dir = StudyDir.of(results, study.name)
+    check_results(study_dir.root)
     with StudyLock(study_dir):  # not beside an `ablate run` of the same study
         start_study(study_dir, study, expand(study))
         mark_running(study_dir, cfg)

@@ -32,6 +32,8 @@ class StudyStatus:
     in_progress: dict[str, int] = field(default_factory=dict)  # trial_id → last epoch done
     labels: dict[str, str] = field(default_factory=dict)  # trial_id → "variant seed s"
     problem: str = ""  # why the trial list comes from the trial files alone
+    unreadable: list[str] = field(default_factory=list)  # trial files that do not read (the
+    #   trials count as pending: the next run runs them again)
 
 
 def checkpoint_epochs(study_dir: StudyDir) -> dict[str, int]:
@@ -45,7 +47,9 @@ def checkpoint_epochs(study_dir: StudyDir) -> dict[str, int]:
 
 
 def study_status(study_dir: StudyDir) -> StudyStatus:
-    statuses = trial_statuses(study_dir)
+    every = trial_statuses(study_dir)
+    statuses = {tid: st for tid, st in every.items() if st != "unreadable"}
+    unreadable = sorted(set(every) - set(statuses))
     problem = ""
     try:
         manifest = study_manifest(study_dir)
@@ -72,4 +76,5 @@ def study_status(study_dir: StudyDir) -> StudyStatus:
                        total=len(planned), completed=completed, failed=failed, running=running,
                        interrupted=interrupted,
                        pending=len(planned) - completed - failed - running - interrupted,
-                       active=active, in_progress=in_progress, labels=labels, problem=problem)
+                       active=active, in_progress=in_progress, labels=labels, problem=problem,
+                       unreadable=unreadable)

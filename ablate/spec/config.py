@@ -11,6 +11,7 @@ Field metadata drive validation in ``parse.py``:
   ``gt``              strict lower bound
   ``even``            integers (or elements) must be even
   ``nonempty``        tuples must have at least one element
+Every number must be finite, every integer fit in 64 bits (``convert.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from ablate.spec.source import DataSource
 JitterPlacement = Literal["none", "per_epoch", "per_batch", "per_sample"]
 JitterDist = Literal["gaussian", "uniform"]
 MultiscaleMode = Literal["off", "random_res", "hr_sample", "upsampled_input"]
+
+
+SEED_MAX = 2 ** 32 - 1  # seeds are 32-bit: numpy's and the result files' range
 
 
 def _f(default, **meta):
@@ -113,7 +117,8 @@ class CurriculumConfig:
 @dataclass(frozen=True)
 class StudySection:
     name: str = "study"  # results go to results/<name>/; letters, digits, - and _
-    seeds: tuple[int, ...] = _f((0,), min=0, nonempty=True)  # each variant runs once per seed
+    seeds: tuple[int, ...] = _f((0,), min=0, max=SEED_MAX, nonempty=True)  # each variant runs
+    #   once per seed; 0 … 2³²−1
     baseline: str = ""  # variant the table compares against ("" = the first variant)
     description: str = ""  # free text, shown by `ablate validate`
 
@@ -129,7 +134,7 @@ class DataConfig:
     #   epochs × 4096 = 10,240 steps at batch 16 (measured: 6 epochs reach 27.5 dB at 32 on H200)
     test_samples: int = _f(64, min=1)  # at most this many held-out crops: the non-overlapping
     #   hr_size tiles of the held-out photos, taken in turn from each photo (seeded order)
-    split_seed: int = _f(0, min=0)  # seeds which tiles are taken when there are more than
+    split_seed: int = _f(0, min=0, max=SEED_MAX)  # seeds which tiles are taken when there are more than
     #   test_samples (not the training seed)
     prescale: float | Literal["auto"] = _f("auto", min=1.0)  # every photo (train and held-out)
     #   is first downscaled by this factor (antialiased bicubic), so that a crop spans more of

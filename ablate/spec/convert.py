@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -141,11 +142,18 @@ def convert_value(tp, value, path: str, problems: Problems, meta, fallback):
             return fallback
         return value
     if origin in (types.UnionType, typing.Union):
+        closest = None  # the problems of an option of the value's type (a bound, not a type)
         for option in get_args(tp):
             sub = Problems()
             out = convert_value(option, value, path, sub, meta, fallback)
             if not sub:
                 return out
+            if closest is None and not any(p.message.startswith("expected") for p in sub):
+                closest = sub
+        if closest:
+            for p in closest:
+                problems.add(p.key, p.message)
+            return fallback
         names = " or ".join(_type_name(o) for o in get_args(tp))
         problems.add(path, f"expected {names}, got {describe(value)}")
         return fallback
@@ -190,7 +198,16 @@ def convert_value(tp, value, path: str, problems: Problems, meta, fallback):
     raise TypeError(f"unsupported field type {tp!r} at {path}")  # a bug in config.py
 
 
+INT64 = (-2 ** 63, 2 ** 63 - 1)  # what every integer key must fit in (torch, Parquet)
+
+
 def _bounds(value, path, problems, meta, fallback):
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.add(path, f"must be a finite number, got {value!r}")
+        return fallback
+    if isinstance(value, int) and "max" not in meta and not INT64[0] <= value <= INT64[1]:
+        problems.add(path, f"must fit in 64 bits ({INT64[0]} … {INT64[1]}), got {value}")
+        return fallback
     ok = True
     if "min" in meta and value < meta["min"]:
         problems.add(path, f"must be ≥ {meta['min']}, got {value!r}")

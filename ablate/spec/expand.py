@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ablate.spec import config as C
 from ablate.spec.convert import Problems, convert_value, hints
+from ablate.spec.footprint import too_big
 from ablate.spec.ids import freeze, make_trial_id
 from ablate.spec.parse import axis_target
 
@@ -168,4 +169,8 @@ def check(study: C.Study, data: C.DataConfig, model: C.ModelConfig, train: C.Tra
                     f"{high} exceed data.hr_size ({limit})")
     if len(set(model.sigmas)) != len(model.sigmas):
         add("model", "sigmas", f"values repeat: {list(model.sigmas)}")
+    big = too_big(data, model, train)
+    if big:
+        section, key = big[0].split(".", 1)
+        add(section, key, big[1])
 
