@@ -92,6 +92,9 @@ def convert(cls, raw: Any, path: str, problems: Problems, base=None):
             return C.CurriculumConfig()
         if isinstance(raw, list):  # a bare list of stages
             raw = {"stages": raw}
+    if cls is C.CurriculumStage and isinstance(raw, dict) \
+            and "from_epoch" in raw and "from_fraction" in raw:
+        problems.add(path, "give from_epoch or from_fraction, not both")
     if not isinstance(raw, dict):
         problems.add(path, f"expected a table, got {describe(raw)}")
         return base if base is not None else cls()
@@ -140,13 +143,18 @@ def convert_value(tp, value, path: str, problems: Problems, meta, fallback):
                          f"{describe(value)}" + (suggest(value, choices) if isinstance(value, str) else ""))
             return fallback
         return value
+    if tp is type(None):  # an optional key left unset (never written in TOML)
+        if value is not None:
+            problems.add(path, f"expected nothing, got {describe(value)}")
+            return fallback
+        return None
     if origin in (types.UnionType, typing.Union):
         for option in get_args(tp):
             sub = Problems()
             out = convert_value(option, value, path, sub, meta, fallback)
             if not sub:
                 return out
-        names = " or ".join(_type_name(o) for o in get_args(tp))
+        names = " or ".join(_type_name(o) for o in get_args(tp) if o is not type(None))
         problems.add(path, f"expected {names}, got {describe(value)}")
         return fallback
     if origin is tuple:
