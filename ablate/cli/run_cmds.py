@@ -25,9 +25,12 @@ def run(
                                 "(default RESULTS/<study>/ray); on a multi-node cluster a path "
                                 "every node reaches."),
     device: str = typer.Option("auto", "--device", help="--executor local only: cpu | cuda | auto."),
+    variants: list[str] = typer.Option(None, "--variant", metavar="NAME", help="Run only this "
+                                       "variant's trials (repeatable); default: every variant."),
     sets: list[str] = SetOption,
 ) -> None:
-    """Run the whole study; skip trials already completed; resume interrupted ones.
+    """Run the whole study (or --variant NAME…); skip trials already completed; resume
+    interrupted ones.
 
     Exit 0 when every trial completed, 1 when some failed (listed), 2 on invalid input, 130
     when stopped by Ctrl-C (running trials keep their checkpoints; run again to resume).
@@ -39,7 +42,8 @@ def run(
     study = study_or_exit(study_file, sets)
     try:
         summary = run_study(study, results, executor=executor, address=address,
-                            max_concurrent=max_concurrent, storage=storage, device=device)
+                            max_concurrent=max_concurrent, storage=storage, device=device,
+                            variants=variants or ())
     except (RunError, StudyLocked) as e:
         fail(f"error: {e}")
     except KeyboardInterrupt:
