@@ -313,6 +313,14 @@ def test_running_from_its_start_then_ctrl_c_leaves_trials_interrupted(tmp_path, 
     text = log_path.read_text()
     assert rc == 130, text
     assert "interrupted" in text and "resume" in text
+    # the message counts the checkpoints that exist (one trial had finished an epoch)
+    from ablate.orchestrate.status import resume_points
+
+    points = resume_points(root)
+    assert any(points.values()), points
+    resumable = sorted(ep for ep in points.values() if ep)
+    assert f"{len(resumable)} resume" in text and \
+        f"(epoch {', '.join(map(str, resumable))})" in text, text
     assert not list(root.trials_dir.glob("*.parquet"))  # nothing recorded as failed
     r = runner.invoke(app, ["status", str(root.root)])
     assert r.exit_code == 0, r.output

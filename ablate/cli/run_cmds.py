@@ -47,8 +47,7 @@ def run(
     except (RunError, StudyLocked) as e:
         fail(f"error: {e}")
     except KeyboardInterrupt:
-        typer.echo("interrupted: running trials keep their checkpoints; run the same command "
-                   "again to resume", err=True)
+        typer.echo(interrupted_message(results, study.name, storage), err=True)
         raise typer.Exit(130)
     n_run = summary.total - summary.skipped
     typer.echo(f"{study.name}: {len(summary.completed)}/{n_run} run now completed, "
@@ -58,9 +57,30 @@ def run(
     for tid, err in summary.failed.items():
         typer.echo(f"  FAILED {tid}: {err}", err=True)
     if summary.unfinished:
-        typer.echo(f"  interrupted: {len(summary.unfinished)} trials keep their checkpoints and "
-                   "resume on the next run of the same command", err=True)
+        typer.echo("  " + interrupted_message(results, study.name, storage), err=True)
     raise typer.Exit(summary.exit_code)
+
+
+def interrupted_message(results: str, study: str, storage: str | None) -> str:
+    """What a stopped run left, counted from the files: which trials resume from a
+    checkpoint (and from which epoch), which start over."""
+    from ablate.orchestrate.status import resume_points
+    from ablate.results.layout import StudyDir
+
+    points = resume_points(StudyDir.of(results, study), storage)
+    if not points:
+        return "interrupted before any trial started; run the same command again to start"
+    resumable = sorted(ep for ep in points.values() if ep)
+    over = len(points) - len(resumable)
+    parts = []
+    if resumable:
+        parts.append(f"{len(resumable)} resume{'s' if len(resumable) == 1 else ''} from "
+                     f"{'its checkpoint' if len(resumable) == 1 else 'their checkpoints'} "
+                     f"(epoch {', '.join(map(str, resumable))})")
+    if over:
+        parts.append(f"{over} had no epoch done and start{'s' if over == 1 else ''} over")
+    return (f"interrupted: {len(points)} trial{'s' if len(points) != 1 else ''} unfinished: "
+            + "; ".join(parts) + "; run the same command again to resume")
 
 
 def status(
