@@ -24,5 +24,5 @@ def run_local(trials: list[TrialConfig], study_dir: StudyDir, progress: Progress
         ok, rows = record_trial(cfg, study_dir, device=device, on_epoch=on_epoch)
         if not ok:
             failures[cfg.trial_id] = rows[0]["error"]
-        progress.finish(cfg, ok, "" if ok else rows[0]["error"])
+        progress.finish(cfg, ok, "" if ok else rows[0]["error"], rows=rows)
     return failures

@@ -80,7 +80,7 @@ def run_study(study: Study, results: str | Path = "results", *,
         summary = RunSummary(study_root=study_dir.root, total=len(trials),
                              skipped=len(trials) - len(pending))
         with Progress(total=len(pending), skipped=summary.skipped, stream=progress_stream,
-                      live=live) as progress:
+                      live=live, trials=pending) as progress:
             only = (f" of variant{'s' if len(set(variants)) > 1 else ''} "
                     f"{', '.join(dict.fromkeys(variants))} (of {len(all_trials)} in the study)"
                     if variants else "")
