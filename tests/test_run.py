@@ -186,6 +186,28 @@ def test_local_executor_and_lock(tmp_path):
     assert not list((out / "loc" / "running").iterdir())
 
 
+def test_run_only_some_variants(tmp_path):
+    study = write_tiny_study(tmp_path, name="part", seeds=(0,), epochs=1)
+    out = tmp_path / "res"
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local",
+                            "--variant", "multiscal"])
+    assert r.exit_code == 2 and "did you mean 'multiscale'" in r.output, r.output
+    assert "variants: plain, multiscale" in r.output
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local",
+                            "--variant", "multiscale"])
+    assert r.exit_code == 0, r.output
+    assert "1 trials of variant multiscale (of 2 in the study)" in r.output
+    [f] = trial_files(out / "part")
+    assert set(pd.read_parquet(f)["variant"]) == {"multiscale"}
+    # the manifest keeps the whole study: status counts the other variant as pending
+    r = runner.invoke(app, ["status", str(out / "part")])
+    assert "1/2 completed, 0 failed, 0 running, 0 interrupted, 1 pending" in r.output, r.output
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local",
+                            "--variant", "plain", "--variant", "multiscale"])
+    assert r.exit_code == 0 and "1 already completed, 1 to run" in r.output, r.output
+    assert len(trial_files(out / "part")) == 2
+
+
 def test_sigkill_mid_study_then_rerun_completes_each_trial_once(tmp_path, ray_address):
     study = write_tiny_study(tmp_path, name="killed", seeds=(0, 1), epochs=6)
     out = tmp_path / "res"
@@ -291,6 +313,14 @@ def test_running_from_its_start_then_ctrl_c_leaves_trials_interrupted(tmp_path, 
     text = log_path.read_text()
     assert rc == 130, text
     assert "interrupted" in text and "resume" in text
+    # the message counts the checkpoints that exist (one trial had finished an epoch)
+    from ablate.orchestrate.status import resume_points
+
+    points = resume_points(root)
+    assert any(points.values()), points
+    resumable = sorted(ep for ep in points.values() if ep)
+    assert f"{len(resumable)} resume" in text and \
+        f"(epoch {', '.join(map(str, resumable))})" in text, text
     assert not list(root.trials_dir.glob("*.parquet"))  # nothing recorded as failed
     r = runner.invoke(app, ["status", str(root.root)])
     assert r.exit_code == 0, r.output

@@ -25,5 +25,5 @@ def run_local(trials: list[TrialConfig], study_dir: StudyDir, progress: Progress
                                 log=lambda m: progress.note(m) if m.startswith("warning") else None)
         if not ok:
             failures[cfg.trial_id] = rows[0]["error"]
-        progress.finish(cfg, ok, "" if ok else rows[0]["error"])
+        progress.finish(cfg, ok, "" if ok else rows[0]["error"], rows=rows)
     return failures

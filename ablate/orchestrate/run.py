@@ -58,15 +58,19 @@ def start_study(study_dir: StudyDir, study: Study, trials: list[TrialConfig]) ->
 def run_study(study: Study, results: str | Path = "results", *,
               executor: Executor | str = Executor.ray, address: str | None = None,
               max_concurrent: int = 0, storage: str | None = None, device: str = "auto",
-              progress_stream=None, live: bool | None = None, on_connect=None) -> RunSummary:
-    """Run every trial of `study` that has no completed row under RESULTS/<study>/."""
+              progress_stream=None, live: bool | None = None, on_connect=None,
+              variants: list[str] | tuple[str, ...] = ()) -> RunSummary:
+    """Run every trial of `study` (of `variants` only, when given) that has no completed row
+    under RESULTS/<study>/. The manifest lists the whole study either way, so the table and
+    `ablate status` count the other variants' trials as not run yet."""
     try:
         executor = Executor(executor)
     except ValueError:
         raise RunError(f"--executor {executor!r}: expected "
                        + " or ".join(e.value for e in Executor)) from None
     study_dir = StudyDir.of(results, study.name)
-    trials = expand(study)
+    all_trials = expand(study)
+    trials = [t for t in all_trials if t.variant in select_variants(study, variants)]
     if executor is Executor.local:
         check_device(device)
     check_results(study_dir.root)
@@ -82,12 +86,15 @@ def run_study(study: Study, results: str | Path = "results", *,
             check_storage(storage)
             cluster = connect(address)
             trial_res = trial_resources(study.resources, cluster, notes.append)
-        start_study(study_dir, study, trials)
+        start_study(study_dir, study, all_trials)  # the manifest lists the whole study
         summary = RunSummary(study_root=study_dir.root, total=len(trials),
                              skipped=len(trials) - len(pending))
         with Progress(total=len(pending), skipped=summary.skipped, stream=progress_stream,
-                      live=live) as progress:
-            progress.note(f"{study.name}: {len(trials)} trials, {summary.skipped} already "
+                      live=live, trials=pending) as progress:
+            only = (f" of variant{'s' if len(set(variants)) > 1 else ''} "
+                    f"{', '.join(dict.fromkeys(variants))} (of {len(all_trials)} in the study)"
+                    if variants else "")
+            progress.note(f"{study.name}: {len(trials)} trials{only}, {summary.skipped} already "
                           f"completed, {len(pending)} to run ({executor.value}) → {study_dir.root}")
             if not pending:
                 return summary
@@ -116,6 +123,19 @@ def run_study(study: Study, results: str | Path = "results", *,
         summary.unfinished = [t.trial_id for t in pending
                               if t.trial_id not in finished and t.trial_id not in summary.failed]
         return summary
+
+
+def select_variants(study: Study, names) -> set[str]:
+    """The variant names to run: `names` (every variant when empty); RunError naming the
+    study's variants for a name it does not have."""
+    known = [v.name for v in study.variants]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        from ablate.spec.convert import suggest
+
+        raise RunError(f"{study.path}: no variant {unknown[0]!r}{suggest(unknown[0], known)}; "
+                       f"variants: {', '.join(known)}")
+    return set(names) if names else set(known)
 
 
 # ---------------------------------------------------------------------------------------------

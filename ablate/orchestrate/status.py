@@ -46,6 +46,19 @@ def checkpoint_epochs(study_dir: StudyDir) -> dict[str, int]:
     return out
 
 
+def resume_points(study_dir: StudyDir, storage: str | Path | None = None) -> dict[str, int]:
+    """Trials a stopped run left unfinished (started, no trial file) → the epoch of their
+    latest checkpoint (0: none yet, the trial starts over). `storage`: Ray's storage path when
+    it is not the study's own (`ablate run --storage`)."""
+    epochs = checkpoint_epochs(study_dir)
+    if storage is not None and Path(storage).resolve() != study_dir.ray_storage.resolve() \
+            and Path(storage).exists():
+        for tid, (epoch, _) in latest_checkpoints(Path(storage)).items():
+            epochs[tid] = max(epochs.get(tid, 0), epoch)
+    done = trial_statuses(study_dir)
+    return {tid: epochs.get(tid, 0) for tid in running_markers(study_dir) if tid not in done}
+
+
 def study_status(study_dir: StudyDir) -> StudyStatus:
     every = trial_statuses(study_dir)
     statuses = {tid: st for tid, st in every.items() if st != "unreadable"}

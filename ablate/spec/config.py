@@ -83,13 +83,18 @@ class MultiscaleConfig:
 
 @dataclass(frozen=True)
 class CurriculumStage:
-    from_epoch: int = _f(1, min=1)  # first epoch (1-based) of this stage
+    from_epoch: int = _f(1, min=1)  # first epoch (1-based) of this stage, for the epochs the
+    #   spec file sets (scaled when a trial trains for another number: ablate/spec/curriculum.py)
     resolutions: tuple[int, ...] = _f((32,), min=2, even=True, nonempty=True)  # training set
+    from_fraction: float | None = _f(None, min=0.0)  # or: the share of training done before the
+    #   stage starts, in [0, 1): epoch 1 + ⌊f · train.epochs⌋, so any epoch count works.
+    #   Resolved to from_epoch before the trial id is computed (None is left out of the id).
 
 
 @dataclass(frozen=True)
 class CurriculumConfig:
-    """Progressive training: stage k's resolution set is used from its `from_epoch` on."""
+    """Progressive training: stage k's resolution set is used from its `from_epoch` on (in a
+    trial's config every stage has its from_epoch; ablate/spec/curriculum.py resolves them)."""
 
     stages: tuple[CurriculumStage, ...] = ()  # empty: no curriculum ("none" in a spec)
 
@@ -224,6 +229,8 @@ class VariantConfig:
     curriculum: CurriculumConfig
     sigmas: tuple[float, ...]
     overrides: tuple[tuple[str, object], ...] = ()  # other dotted keys it sets (model.*, train.*)
+    stage_epochs: int = 0  # the train.epochs its curriculum's from_epoch stages were written for
+    #   (the spec file's, before --set); a trial with other epochs scales them (spec/curriculum.py)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,6 +285,8 @@ class Study:
     variants: tuple[VariantConfig, ...]
     grid: tuple[tuple[str, tuple[object, ...]], ...]  # axis → values, in file order
     overrides: tuple[tuple[str, object], ...] = ()  # the --set pairs applied
+    notes: tuple[str, ...] = ()  # what validation adjusted and the user should know (e.g. a
+    #   curriculum scaled to --set train.epochs); the CLI prints them
     raw: dict = field(default_factory=dict, compare=False, repr=False)  # the merged document
 
     @property

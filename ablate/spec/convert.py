@@ -93,6 +93,9 @@ def convert(cls, raw: Any, path: str, problems: Problems, base=None):
             return C.CurriculumConfig()
         if isinstance(raw, list):  # a bare list of stages
             raw = {"stages": raw}
+    if cls is C.CurriculumStage and isinstance(raw, dict) \
+            and "from_epoch" in raw and "from_fraction" in raw:
+        problems.add(path, "give from_epoch or from_fraction, not both")
     if not isinstance(raw, dict):
         problems.add(path, f"expected a table, got {describe(raw)}")
         return base if base is not None else cls()
@@ -141,6 +144,11 @@ def convert_value(tp, value, path: str, problems: Problems, meta, fallback):
                          f"{describe(value)}" + (suggest(value, choices) if isinstance(value, str) else ""))
             return fallback
         return value
+    if tp is type(None):  # an optional key left unset (never written in TOML)
+        if value is not None:
+            problems.add(path, f"expected nothing, got {describe(value)}")
+            return fallback
+        return None
     if origin in (types.UnionType, typing.Union):
         closest = None  # the problems of an option of the value's type (a bound, not a type)
         for option in get_args(tp):
@@ -154,7 +162,7 @@ def convert_value(tp, value, path: str, problems: Problems, meta, fallback):
             for p in closest:
                 problems.add(p.key, p.message)
             return fallback
-        names = " or ".join(_type_name(o) for o in get_args(tp))
+        names = " or ".join(_type_name(o) for o in get_args(tp) if o is not type(None))
         problems.add(path, f"expected {names}, got {describe(value)}")
         return fallback
     if origin is tuple:

@@ -156,6 +156,7 @@ def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
 
 
 def build_study(doc: dict, file: str = "<study>", overrides=()) -> C.Study:
+    written = doc
     doc = copy.deepcopy(doc)
     problems = Problems()
     for item in overrides:
@@ -183,7 +184,8 @@ def build_study(doc: dict, file: str = "<study>", overrides=()) -> C.Study:
     elif not isinstance(gpus, str) and gpus < 0:
         problems.add("resources.gpus_per_trial", f"must be ≥ 0, got {gpus}")
 
-    variants = _variants(doc, sections, problems)
+    variants = [dataclasses.replace(v, stage_epochs=_written_epochs(written, v.name))
+                for v in _variants(doc, sections, problems)]
     grid = _grid(doc, sections, problems)
     names = [v.name for v in variants]
     if study.baseline and study.baseline not in names:
@@ -199,7 +201,9 @@ def build_study(doc: dict, file: str = "<study>", overrides=()) -> C.Study:
     # that failed above fell back to their defaults, so this still runs and finds the rest
     from ablate.spec.expand import expand
 
-    expand(result, problems=problems)
+    notes: list[str] = []
+    expand(result, problems=problems, notes=notes)
+    result = dataclasses.replace(result, notes=tuple(notes))
     if problems:
         set_keys = {item.split("=", 1)[0].strip() for item in overrides}
         marked = [p if p.key not in set_keys else type(p)(p.key, p.message + " (from --set)")
@@ -264,6 +268,19 @@ def _variants(doc, sections, problems: Problems) -> list[C.VariantConfig]:
         out.append(C.VariantConfig(name=name, label=label, jitter=jitter, multiscale=multiscale,
                                    curriculum=curriculum, sigmas=sigmas, overrides=tuple(overrides)))
     return out
+
+
+def _written_epochs(doc: dict, variant: str) -> int:
+    """train.epochs as the spec file sets it for `variant` (before --set): what its
+    curriculum's from_epoch stages were written for."""
+    def epochs(section) -> int | None:
+        value = section.get("epochs") if isinstance(section, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    for raw in doc.get("variant") or []:
+        if isinstance(raw, dict) and raw.get("name") == variant and epochs(raw.get("train")):
+            return epochs(raw["train"])
+    return epochs(doc.get("train")) or C.TrainConfig().epochs
 
 
 def _flatten(d: dict, prefix: str = ""):
