@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -96,3 +98,58 @@ def test_study_name_read_from_results_never_leads_outside_out(tmp_path):
     written = sorted(p for p in tmp_path.rglob("*") if p.suffix in (".png", ".html"))
     assert written and all(p.parent == out for p in written), written
     assert {p.name for p in written} >= {"a-psnr_vs_resolution.png", "b-psnr_vs_resolution.png"}
+
+
+def _captured(monkeypatch):
+    """The figures' Figure objects, in the order drawn (instead of PNGs)."""
+    from ablate.report import figures
+
+    figs = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: figs.append(fig) or path)
+    return figs
+
+
+def test_figures_keep_overlaps_visible_and_say_only_what_they_draw(monkeypatch, tmp_path):
+    from ablate.report import figures
+
+    figs = _captured(monkeypatch)
+    variants = [("a", "A"), ("b", "B")]
+    rows = [dict(grid="", variant=v, resolution=r, psnr=20.0 + r / 16, psnr_bicubic=19.0)
+            for v in ("a", "b") for r in (16, 32, 64)]  # a and b coincide; one seed each
+    done = pd.DataFrame(rows)
+    figures.metric_vs_resolution(done, variants, [""], "psnr", 16, "s", tmp_path / "p.png")
+    fig = figs[-1]
+    assert "95 %" not in fig._suptitle.get_text() and "no confidence band" in fig._suptitle.get_text()
+    ax_abs, ax_gain = fig.axes[:2]
+    assert ax_abs.get_xlim() == ax_gain.get_xlim()  # the gain panel shares the x-range
+    lines = {ln.get_label(): ln for ln in ax_abs.get_lines() if ln.get_label() in ("A", "B")}
+    assert lines["A"].get_marker() != lines["B"].get_marker()
+    assert list(lines["A"].get_xdata()) != list(lines["B"].get_xdata())  # dodged side by side
+    # with seeds, the band is drawn and named
+    done2 = pd.concat([done, done.assign(psnr=done["psnr"] + 0.5)])
+    figures.metric_vs_resolution(done2, variants, [""], "psnr", 16, "s", tmp_path / "p.png")
+    assert "95 % bootstrap CI" in figs[-1]._suptitle.get_text()
+
+    # the Nyquist marking has a colour no variant has
+    spec = pd.DataFrame([dict(trial_id=t, resolution=64, kind=k, frequency=f, power=1.0 / (f + 1))
+                         for t in ("ta", "tb") for k in ("truth", "bicubic", "model")
+                         for f in range(33)])
+    meta = pd.DataFrame([dict(trial_id="ta", variant="a", grid=""),
+                         dict(trial_id="tb", variant="b", grid="")])
+    figures.spectra(spec, meta, variants, [""], 16, "s", tmp_path / "s.png")
+    from matplotlib.colors import to_rgba
+
+    nyq = [ln for ln in figs[-1].axes[0].get_lines() if list(ln.get_xdata()) == [8, 8]]
+    assert nyq and to_rgba(nyq[0].get_color()) not in {
+        to_rgba(c) for c in figures.variant_colors(["a", "b"]).values()}
+
+    # reconstructions carry their PSNR against the truth
+    rng = np.random.default_rng(0)
+    truth = rng.random((1, 3, 16, 16))
+    arrays = {"input": truth[:, :, ::2, ::2], "bicubic": truth * 0.9, "truth": truth,
+              "prediction": np.clip(truth + 0.1, 0, 1)}
+    figures.samples({"a": arrays}, variants, "s", "", tmp_path / "x.png", n_images=1)
+    labels = [ax.get_xlabel() for ax in figs[-1].axes[:4]]
+    assert labels[0] == "" and labels[1].startswith("PSNR ") and labels[1].endswith(" dB")
+    mse = ((arrays["prediction"] - truth) ** 2).mean()
+    assert labels[2] == f"PSNR {10 * np.log10(1 / mse):.2f} dB"

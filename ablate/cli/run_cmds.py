@@ -27,6 +27,16 @@ def run(
     device: str = typer.Option("auto", "--device", help="--executor local only: cpu | cuda | auto."),
     variants: list[str] = typer.Option(None, "--variant", metavar="NAME", help="Run only this "
                                        "variant's trials (repeatable); default: every variant."),
+    mlflow: str = typer.Option(None, "--mlflow", metavar="URI", help="Also log every trial to "
+                               "MLflow at this tracking URI (sqlite:///mlflow.db: a local store, "
+                               "no server; or http://HOST:5000), through Ray "
+                               "Tune's MLflow callback: one run per trial, its config as "
+                               "parameters, per-epoch metrics. Needs pip install "
+                               "'ablate[mlflow]'."),
+    wandb: str = typer.Option(None, "--wandb", metavar="PROJECT", help="Also log every trial "
+                              "to this Weights & Biases project (Ray Tune's W&B callback; "
+                              "offline under RESULTS/<study>/wandb unless WANDB_API_KEY is set; "
+                              "`wandb sync` uploads later). Needs pip install 'ablate[wandb]'."),
     sets: list[str] = SetOption,
 ) -> None:
     """Run the whole study (or --variant NAME…); skip trials already completed; resume
@@ -38,13 +48,14 @@ def run(
     from ablate.orchestrate.lock import StudyLocked
     from ablate.orchestrate.preflight import RunError, disk_full_message
     from ablate.results.atomic import is_disk_full
+    from ablate.orchestrate.tracking import Tracking
     from ablate.orchestrate.run import run_study
 
     study = study_or_exit(study_file, sets)
     try:
         summary = run_study(study, results, executor=executor, address=address,
                             max_concurrent=max_concurrent, storage=storage, device=device,
-                            variants=variants or ())
+                            variants=variants or (), tracking=Tracking(mlflow, wandb))
     except (RunError, StudyLocked) as e:
         fail(f"error: {e}")
     except OSError as e:

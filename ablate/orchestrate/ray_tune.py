@@ -37,9 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ray import tune
+from ray.tune.trainable.function_trainable import wrap_function
 
 from ablate.orchestrate.preflight import RunError
 from ablate.orchestrate.progress import Progress
+from ablate.orchestrate.tracking import Tracking
 from ablate.orchestrate.study_files import all_checkpoints, mark_running
 from ablate.results.atomic import DiskFull, atomic_write_text, is_disk_full
 from ablate.results.commit import Outcome, commit, stage_failure
@@ -60,6 +62,34 @@ class Cluster:
     gpus: float
     dashboard_url: str
     started_here: bool
+    token_auth: bool = False  # the dashboard asks the browser for Ray's token
+
+
+_TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+class _Hold(logging.Filter):
+    """Keeps Ray's token-auth warning (logged during ray.init) out of the terminal: ablate
+    says the same, and how to open the dashboard with it, in its own Ray line."""
+
+    def __init__(self):
+        super().__init__()
+        self.held: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.held.append(record.getMessage())
+        return False
+
+
+def token_auth_on() -> bool:
+    """Whether this process's Ray uses token authentication (RAY_AUTH_MODE=token, which a new
+    local Ray turns on by default unless RAY_AUTH_MODE is set)."""
+    try:
+        from ray._raylet import AuthenticationMode, get_authentication_mode
+
+        return get_authentication_mode() == AuthenticationMode.TOKEN
+    except Exception:  # noqa: BLE001 — an older/newer Ray without it: say nothing about tokens
+        return os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
 
 
 def _check_reachable(address: str, timeout: float = 3.0) -> None:
@@ -88,10 +118,23 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Cluster:
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS") or None
-    started = False
-    url = ""
     if address:
         _check_reachable(address)
+    hold = _Hold()
+    token_log = logging.getLogger(_TOKEN_LOGGER)
+    token_log.addFilter(hold)
+    try:
+        started, url = _init(ray, address, num_cpus)
+    finally:
+        token_log.removeFilter(hold)
+    res = ray.cluster_resources()
+    return Cluster(address=address or "", cpus=res.get("CPU", 0.0), gpus=res.get("GPU", 0.0),
+                   dashboard_url=url and (url if url.startswith("http") else f"http://{url}"),
+                   started_here=started, token_auth=token_auth_on())
+
+
+def _init(ray, address: str | None, num_cpus: int | None) -> tuple[bool, str]:
+    started, url = False, ""
     if ray.is_initialized():  # e.g. a test session's Ray, or a notebook's
         current = ray.get_runtime_context().gcs_address
         if address and address not in ("auto", current) and not address.startswith("ray://"):
@@ -109,10 +152,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Cluster:
             ctx = _init_loopback(ray, num_cpus)
             started = True
         url = getattr(ctx, "dashboard_url", "") or ""
-    res = ray.cluster_resources()
-    return Cluster(address=address or "", cpus=res.get("CPU", 0.0), gpus=res.get("GPU", 0.0),
-                   dashboard_url=url and (url if url.startswith("http") else f"http://{url}"),
-                   started_here=started)
+    return started, url
 
 
 LOOPBACK = "127.0.0.1"
@@ -139,6 +179,31 @@ def _init_loopback(ray, num_cpus: int | None):
                         logging_level="WARNING", log_to_driver=False)
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = before
+
+
+def dashboard_line(cluster: Cluster) -> str:
+    """ablate's Ray line: where the trials run, and how to open the dashboard (with the token,
+    when Ray asks the browser for one)."""
+    where = f"cluster {cluster.address}" if cluster.address else "embedded local Ray"
+    line = f"Ray: {where}, {cluster.cpus:g} CPUs, {cluster.gpus:g} GPUs"
+    if not cluster.dashboard_url:
+        return line
+    line += f"; dashboard {cluster.dashboard_url}"
+    if cluster.token_auth:
+        line += (" (Ray token auth is on: the browser asks for the token once; paste what "
+                 "`ray get-auth-token` prints, the contents of ~/.ray/auth_token; "
+                 "RAY_AUTH_MODE=disabled starts Ray without)")
+    return line
+
+
+def trial_label(trial: dict) -> str:
+    """A trial's readable name in Tune and the Ray dashboard: study/variant/seed N (and its
+    grid point)."""
+    from ablate.spec.config import format_value
+
+    grid = ",".join(f"{k}={format_value(v)}" for k, v in (trial.get("grid") or {}).items())
+    return (f"{trial['study']}/{trial['variant']}/seed {trial['seed']}"
+            + (f"/{grid}" if grid else ""))
 
 
 def trial_resources(res: ResourcesConfig, cluster: Cluster, note) -> tuple[float, float]:
@@ -229,6 +294,14 @@ def _trainable(config: dict) -> None:
                     checkpoint=tune.Checkpoint.from_directory(str(final)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+class _Trial(wrap_function(_trainable)):
+    """`_trainable` as Tune runs it, named in the Ray dashboard (its actors' "Repr" column,
+    where every trial would read `_trainable`) by its trial's name: study/variant/seed N."""
+
+    def __repr__(self):
+        return self.trial_name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,8 +398,8 @@ def check_storage(storage: str | None) -> None:
 
 def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: ResourcesConfig,
             cluster: Cluster, progress: Progress, *, storage: str | None = None,
-            max_concurrent: int = 0,
-            trial_res: tuple[float, float] | None = None) -> tuple[dict[str, str], set[str]]:
+            max_concurrent: int = 0, trial_res: tuple[float, float] | None = None,
+            tracking: Tracking | None = None) -> tuple[dict[str, str], set[str]]:
     """Run `pending` as one Tune experiment. Returns (failures: id → error, completed ids).
     `trial_res`: (cpus, gpus) per trial when already checked (`trial_resources`)."""
     cpus, gpus = trial_res or trial_resources(resources, cluster, progress.note)
@@ -350,19 +423,18 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
     name = "run-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     max_conc = max_concurrent or resources.max_concurrent or None
     tuner = tune.Tuner(
-        tune.with_resources(_trainable, {"cpu": cpus, "gpu": gpus}),
+        tune.with_resources(_Trial, {"cpu": cpus, "gpu": gpus}),
         param_space={"job": tune.grid_search(jobs)},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=max_conc,
             trial_dirname_creator=lambda t: t.config["job"]["trial"]["trial_id"],
-            trial_name_creator=lambda t: f"{t.config['job']['trial']['variant']}"
-                                         f"-s{t.config['job']['trial']['seed']}"
-                                         f"-{t.config['job']['trial']['trial_id']}"),
+            trial_name_creator=lambda t: trial_label(t.config["job"]["trial"])),
         run_config=tune.RunConfig(
             name=name, storage_path=str(storage_path),
             failure_config=tune.FailureConfig(max_failures=resources.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[_Recorder(by_tid, study_dir, progress, failures, completed, device)],
+            callbacks=[_Recorder(by_tid, study_dir, progress, failures, completed, device),
+                       *(tracking or Tracking()).callbacks(pending[0].study, study_dir)],
             verbose=0),
     )
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # ablate prints its own progress

@@ -59,10 +59,11 @@ def run_study(study: Study, results: str | Path = "results", *,
               executor: Executor | str = Executor.ray, address: str | None = None,
               max_concurrent: int = 0, storage: str | None = None, device: str = "auto",
               progress_stream=None, live: bool | None = None, on_connect=None,
-              variants: list[str] | tuple[str, ...] = ()) -> RunSummary:
+              variants: list[str] | tuple[str, ...] = (), tracking=None) -> RunSummary:
     """Run every trial of `study` (of `variants` only, when given) that has no completed row
     under RESULTS/<study>/. The manifest lists the whole study either way, so the table and
-    `ablate status` count the other variants' trials as not run yet."""
+    `ablate status` count the other variants' trials as not run yet. `tracking`: a
+    `ray_tune.Tracking` (MLflow / W&B through Ray Tune's logger callbacks; Ray executor only)."""
     try:
         executor = Executor(executor)
     except ValueError:
@@ -73,6 +74,11 @@ def run_study(study: Study, results: str | Path = "results", *,
     trials = [t for t in all_trials if t.variant in select_variants(study, variants)]
     if executor is Executor.local:
         check_device(device)
+    if tracking is not None and (tracking.mlflow or tracking.wandb):
+        if executor is Executor.local:
+            raise RunError("--mlflow / --wandb log through Ray Tune's callbacks: drop "
+                           "--executor local")
+        tracking.check()
     check_results(study_dir.root)
     with StudyLock(study_dir):
         done = completed_ids(study_dir)
@@ -103,21 +109,17 @@ def run_study(study: Study, results: str | Path = "results", *,
 
                 summary.failed = run_local(pending, study_dir, progress, device=device)
             else:
-                from ablate.orchestrate.ray_tune import run_ray
+                from ablate.orchestrate.ray_tune import dashboard_line, run_ray
 
                 if on_connect:
                     on_connect(cluster)
-                progress.note(
-                    f"Ray: {'cluster ' + cluster.address if cluster.address else 'embedded local Ray'}"
-                    f", {cluster.cpus:g} CPUs, {cluster.gpus:g} GPUs"
-                    + (f"; dashboard {cluster.dashboard_url} (token auth on: the token is in "
-                       "~/.ray/auth_token, or run `ray get-auth-token`)"
-                       if cluster.dashboard_url else ""))
+                progress.note(dashboard_line(cluster))
                 for note in notes:
                     progress.note(note)
                 summary.failed, _ = run_ray(pending, study_dir, study.resources, cluster,
                                             progress, storage=storage,
-                                            max_concurrent=max_concurrent, trial_res=trial_res)
+                                            max_concurrent=max_concurrent, trial_res=trial_res,
+                                            tracking=tracking)
             finished = completed_ids(study_dir)
         summary.completed = [t.trial_id for t in pending if t.trial_id in finished]
         summary.unfinished = [t.trial_id for t in pending

@@ -4,14 +4,16 @@ Each function draws one figure for one study from what the reader returns and wr
 `path`; it returns the path, or None when the study has nothing to draw yet (no spectra, no
 history…). A study with a grid gets one row of panels per grid point. Colours follow the
 variants' spec order, the same in every figure; bicubic is always black dashed, ground truth
-solid black.
+solid black. Each variant also has its own marker, and its points sit a hair to the side of the
+others' (`_dodge`), so variants whose curves coincide stay visible; the input's Nyquist
+frequency and size are marked in grey, a colour no variant has.
 
 - ``metric_vs_resolution``: PSNR or SSIM vs eval resolution, mean over seeds with a 95 %
   bootstrap band (of the mean over seeds), beside the gain over bicubic (model − bicubic).
 - ``spectra``: radially averaged power at the highest resolution — truth, bicubic and each
   variant (mean over seeds) — with the input's Nyquist marked, and the same relative to truth.
 - ``samples``: held-out reconstructions at the highest resolution: input, bicubic, each variant
-  (its lowest seed), truth, plus a zoomed crop of each.
+  (its lowest seed), truth, plus a zoomed crop of each; under each image its PSNR vs truth.
 - ``training``: training loss and quick PSNR per epoch, mean over seeds (band: min–max).
 """
 
@@ -33,6 +35,21 @@ from ablate.table.stats import bootstrap_ci  # noqa: E402
 DPI = 110
 BICUBIC = dict(color="black", linestyle="--", linewidth=1.6)
 TRUTH = dict(color="black", linestyle="-", linewidth=1.8)
+MARK = "dimgrey"  # the input's size and Nyquist frequency: no variant's colour (tab10's grey is
+#                   #7f7f7f, the 8th variant's, a lighter grey drawn solid, never dash-dotted)
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "*"]
+LINESTYLES = ["-", "--", "-.", ":"]
+
+
+def variant_markers(names: list[str]) -> dict[str, str]:
+    """One marker per variant, by spec order (repeats past ten)."""
+    return {n: MARKERS[i % len(MARKERS)] for i, n in enumerate(names)}
+
+
+def _dodge(i: int, n: int, step: float = 0.018) -> float:
+    """Variant i of n: a multiplicative x-offset (a few % of an octave on a log2 axis) that
+    sets coinciding points side by side, centred on the true x."""
+    return 2.0 ** ((i - (n - 1) / 2) * step)
 
 
 def variant_colors(names: list[str]) -> dict[str, tuple]:
@@ -83,9 +100,12 @@ def metric_vs_resolution(done: pd.DataFrame, variants: list[tuple[str, str]], gr
         return None
     unit = "PSNR (dB)" if metric == "psnr" else "SSIM"
     colors = variant_colors([v for v, _ in variants])
+    markers = variant_markers([v for v, _ in variants])
     res = sorted(int(r) for r in done["resolution"].unique())
     fig = Figure(figsize=(11, 3.9 * len(grids) + 0.9))
-    axes = fig.subplots(len(grids), 2, squeeze=False)
+    # one x-range for both panels (the gain has no point at the input size: bicubic is the input)
+    axes = fig.subplots(len(grids), 2, squeeze=False, sharex=True)
+    banded = False
     for gi, g in enumerate(grids):
         sub = done[done["grid"] == g]
         ax_abs, ax_gain = axes[gi]
@@ -93,43 +113,51 @@ def metric_vs_resolution(done: pd.DataFrame, variants: list[tuple[str, str]], gr
         ok = bic.notna()
         ax_abs.plot(np.array(res)[ok], bic[ok], marker="x", label="Bicubic", **BICUBIC)
         ax_gain.axhline(0.0, label="Bicubic", **BICUBIC)
-        for name, label in variants:
+        for k, (name, label) in enumerate(variants):
             v = sub[sub["variant"] == name]
             if v.empty:
                 continue
             xs, mean, lo, hi, gain, glo, ghi = [], [], [], [], [], [], []
+            shift = _dodge(k, len(variants))
             for r in res:
                 vals = v.loc[v["resolution"] == r, metric].to_numpy(float)
                 vals = vals[np.isfinite(vals)]
                 if not vals.size:
                     continue
-                ci = bootstrap_ci(vals) or (vals.mean(), vals.mean())
-                xs.append(r), mean.append(vals.mean()), lo.append(ci[0]), hi.append(ci[1])
+                ci = bootstrap_ci(vals)
+                banded |= ci is not None
+                ci = ci or (vals.mean(), vals.mean())
+                xs.append(r * shift), mean.append(vals.mean()), lo.append(ci[0]), hi.append(ci[1])
                 b = bic.get(r, np.nan)
                 gain.append(vals.mean() - b), glo.append(ci[0] - b), ghi.append(ci[1] - b)
-            c = colors[name]
-            ax_abs.plot(xs, mean, marker="o", color=c, label=label, linewidth=1.6)
+            c, mk = colors[name], markers[name]
+            style = dict(marker=mk, color=c, label=label, linewidth=1.6, markersize=6.5,
+                         markeredgecolor="white", markeredgewidth=0.7)
+            ax_abs.plot(xs, mean, **style)
             ax_abs.fill_between(xs, lo, hi, color=c, alpha=0.18, linewidth=0)
-            ax_gain.plot(xs, gain, marker="o", color=c, label=label, linewidth=1.6)
+            ax_gain.plot(xs, gain, **style)
             ax_gain.fill_between(xs, glo, ghi, color=c, alpha=0.18, linewidth=0)
         for ax in (ax_abs, ax_gain):
             ax.set_xscale("log", base=2)
             ax.set_xticks(res, [str(r) for r in res])
+            ax.set_xlim(min(res) / 2 ** 0.25, max(res) * 2 ** 0.25)
             ax.minorticks_off()
+            ax.tick_params(labelbottom=True)  # sharex hides them on all but the last row
             ax.set_xlabel("eval resolution (px per side)")
             ax.grid(alpha=0.3)
             if input_size:
-                ax.axvline(input_size, color="grey", linestyle=":", linewidth=1)
-                ax.annotate(f"input {input_size} px", (input_size, 0.98), xycoords=("data",
-                            "axes fraction"), ha="left", va="top", fontsize=8, color="grey",
+                ax.axvline(input_size, color=MARK, linestyle="-.", linewidth=1)
+                ax.annotate(f"input {input_size} px", (input_size, 0.02), xycoords=("data",
+                            "axes fraction"), ha="left", va="bottom", fontsize=8, color=MARK,
                             xytext=(3, 0), textcoords="offset points")
         ax_abs.set_ylabel(unit)
         ax_abs.set_title(f"{unit.split(' ')[0]} vs resolution{_grid_title(g)}", fontsize=11)
         ax_gain.set_ylabel(f"{unit.split(' ')[0]} − bicubic" + (" (dB)" if metric == "psnr"
                                                                  else ""))
         ax_gain.set_title(f"gain over bicubic{_grid_title(g)}", fontsize=11)
-    fig.suptitle(f"{study}: {unit} vs eval resolution (mean over seeds, band: 95 % "
-                 f"bootstrap CI)", fontsize=12)
+    how = ("mean over seeds, band: 95 % bootstrap CI" if banded
+           else "mean over seeds; one seed each: no confidence band")
+    fig.suptitle(f"{study}: {unit} vs eval resolution ({how})", fontsize=12)
     fig.tight_layout()
     _legend(fig, axes.ravel(), len(variants))
     return _save(fig, path)
@@ -148,6 +176,7 @@ def spectra(spec: pd.DataFrame, done: pd.DataFrame, variants: list[tuple[str, st
     if s.empty:
         return None
     colors = variant_colors([v for v, _ in variants])
+    markers = variant_markers([v for v, _ in variants])
     fig = Figure(figsize=(11, 3.9 * len(grids) + 0.9))
     axes = fig.subplots(len(grids), 2, squeeze=False)
     for gi, g in enumerate(grids):
@@ -164,15 +193,19 @@ def spectra(spec: pd.DataFrame, done: pd.DataFrame, variants: list[tuple[str, st
                 rel = (bic / truth).dropna()
                 ax_rel.plot(rel.index, rel.values, label="Bicubic", **BICUBIC)
         model = sub[sub["kind"] == "model"]
-        for name, label in variants:
+        every = max(1, len(truth) // 8) if not truth.empty else 4
+        for k, (name, label) in enumerate(variants):
             m = model[model["variant"] == name].groupby("frequency")["power"].mean()
             if m.empty:
                 continue
-            ax.plot(m.index, m.values, color=colors[name], label=label, linewidth=1.4)
+            # markers on every few frequencies, staggered per variant: coinciding curves show
+            style = dict(color=colors[name], label=label, linewidth=1.4, marker=markers[name],
+                         markersize=5, markevery=(k % every, every), markeredgecolor="white",
+                         markeredgewidth=0.5)
+            ax.plot(m.index, m.values, **style)
             if not truth.empty:
                 rel = (m / truth).dropna()
-                ax_rel.plot(rel.index, rel.values, color=colors[name], label=label,
-                            linewidth=1.4)
+                ax_rel.plot(rel.index, rel.values, **style)
         for a in (ax, ax_rel):
             a.set_yscale("log")
             a.set_xlim(0, top / 2)
@@ -180,11 +213,11 @@ def spectra(spec: pd.DataFrame, done: pd.DataFrame, variants: list[tuple[str, st
             a.grid(alpha=0.3, which="major")
             if input_size:
                 nyq = input_size / 2
-                a.axvspan(nyq, top / 2, color="tab:orange", alpha=0.06, linewidth=0)
-                a.axvline(nyq, color="tab:orange", linestyle=":", linewidth=1.5)
+                a.axvspan(nyq, top / 2, color=MARK, alpha=0.07, linewidth=0)
+                a.axvline(nyq, color=MARK, linestyle="-.", linewidth=1.3)
                 a.annotate(f"input Nyquist\n{nyq:g} cycles/image", (nyq, 0.03),
                            xycoords=("data", "axes fraction"), ha="left", va="bottom",
-                           fontsize=8, color="tab:orange", xytext=(4, 0),
+                           fontsize=8, color=MARK, xytext=(4, 0),
                            textcoords="offset points")
         ax.set_ylabel("power (log scale, a.u.)")
         ax.set_title(f"radially averaged power at {top}×{top}{_grid_title(g)}", fontsize=11)
@@ -200,6 +233,16 @@ def spectra(spec: pd.DataFrame, done: pd.DataFrame, variants: list[tuple[str, st
 def _hwc(img: np.ndarray) -> np.ndarray:
     """(3, H, W) in [0, 1] → (H, W, 3) for imshow."""
     return np.clip(np.transpose(img, (1, 2, 0)), 0.0, 1.0)
+
+
+def _psnr(pred: np.ndarray, truth: np.ndarray) -> float:
+    """PSNR of one (3, H, W) image against truth, as the metrics compute it."""
+    import torch
+
+    from ablate.metrics.image import psnr
+
+    return float(psnr(torch.from_numpy(np.asarray(pred))[None],
+                      torch.from_numpy(np.asarray(truth))[None])[0])
 
 
 def samples(per_variant: dict[str, dict[str, np.ndarray]], variants: list[tuple[str, str]],
@@ -223,7 +266,7 @@ def samples(per_variant: dict[str, dict[str, np.ndarray]], variants: list[tuple[
     fig = Figure(figsize=(1.9 * ncol, 1.95 * 2 * n + 0.6))
     axes = fig.subplots(2 * n, ncol, squeeze=False)
     for i in range(n):
-        for j, (_, title, arr) in enumerate(cols):
+        for j, (key, title, arr) in enumerate(cols):
             img = _hwc(arr[i])
             scale = img.shape[0] / top  # input is smaller: crop the same region
             a0, a1 = int(round(c0 * scale)), int(round((c0 + crop) * scale))
@@ -237,12 +280,16 @@ def samples(per_variant: dict[str, dict[str, np.ndarray]], variants: list[tuple[
                                             edgecolor="yellow", linewidth=1))
             if i == 0:
                 ax_full.set_title(textwrap.fill(title, 20, break_on_hyphens=False), fontsize=9)
+            if key not in ("input", "truth") and arr.shape[-1] == top:
+                ax_full.set_xlabel(f"PSNR {_psnr(arr[i], ref['truth'][i]):.2f} dB", fontsize=8,
+                                   labelpad=2)
             for ax in (ax_full, ax_zoom):
                 ax.set_xticks([]), ax.set_yticks([])
         axes[2 * i, 0].set_ylabel(f"image {i + 1}", fontsize=9)
         axes[2 * i + 1, 0].set_ylabel(f"zoom ×{top / crop:g}", fontsize=9)
     fig.suptitle(f"{study}: held-out reconstructions at {top} px{_grid_title(grid)} "
-                 f"(each variant: its lowest seed; zoom: centre {crop}×{crop})", fontsize=11)
+                 f"(each variant: its lowest seed; PSNR vs ground truth; zoom: centre "
+                 f"{crop}×{crop})", fontsize=11)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -260,12 +307,14 @@ def training(hist: pd.DataFrame, done: pd.DataFrame, variants: list[tuple[str, s
         return None
     h = h.drop_duplicates(["trial_id", "epoch"], keep="last")
     colors = variant_colors([v for v, _ in variants])
+    markers = variant_markers([v for v, _ in variants])
     fig = Figure(figsize=(11, 3.7 * len(grids) + 0.9))
     axes = fig.subplots(len(grids), 2, squeeze=False)
+    banded = False
     for gi, g in enumerate(grids):
         sub = h[h["grid"] == g]
         ax_loss, ax_psnr = axes[gi]
-        for name, label in variants:
+        for k, (name, label) in enumerate(variants):
             v = sub[sub["variant"] == name]
             if v.empty:
                 continue
@@ -275,9 +324,13 @@ def training(hist: pd.DataFrame, done: pd.DataFrame, variants: list[tuple[str, s
                     continue
                 by = v.groupby("epoch")[col]
                 mean, lo, hi = by.mean(), by.min(), by.max()
+                every = max(1, len(mean) // 10)
                 ax.plot(mean.index, mean.values, color=colors[name], linewidth=1.6,
+                        marker=markers[name], markersize=5, markeredgecolor="white",
+                        markeredgewidth=0.5, markevery=(k % every, every),
                         label=f"{label} ({n_seeds} seed{'s' if n_seeds != 1 else ''})")
                 if n_seeds > 1:
+                    banded = True
                     ax.fill_between(mean.index, lo.values, hi.values, color=colors[name],
                                     alpha=0.15, linewidth=0)
         ax_loss.set_yscale("log")
@@ -289,7 +342,8 @@ def training(hist: pd.DataFrame, done: pd.DataFrame, variants: list[tuple[str, s
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
             ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.suptitle(f"{study}: training curves (mean over seeds, band: min–max)", fontsize=12)
+    how = "mean over seeds, band: min–max" if banded else "one seed each: no band"
+    fig.suptitle(f"{study}: training curves ({how})", fontsize=12)
     fig.tight_layout()
     _legend(fig, axes.ravel(), len(variants))
     return _save(fig, path)
