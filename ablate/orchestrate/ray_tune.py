@@ -16,7 +16,12 @@ How the pieces fit (Ray 2.60 APIs):
   local executor uses: same trial, same files. A failed trial is committed the same way from
   its latest checkpoint's history (`stage_failure`), nothing loaded with torch. So results
   need no shared filesystem. Checkpoints live under Ray's `storage_path` (<study>/ray by
-  default); a multi-node cluster needs a storage path every node reaches (NFS).
+  default); a multi-node cluster needs a storage every node reaches: a mounted path (NFS) or
+  an object store URI (s3://…, gs://…: `storage.py`), written by the workers through Tune's
+  own storage support.
+* Each row records the Ray node the trial trained on (`node`: "<ip>/<node id>"); reports
+  carry it too (with numbers otherwise), so the driver's running markers say where a trial
+  runs.
 * Every `ablate run` is a new Tune experiment (run-<UTC time>) over the trials not yet completed;
   a trial interrupted in an earlier run resumes from its latest checkpoint found under the
   storage path (by trial id). `Tuner.restore` is not used: it can neither add the trials of a
@@ -40,7 +45,8 @@ from ray import tune
 
 from ablate.orchestrate.preflight import RunError
 from ablate.orchestrate.progress import Progress
-from ablate.orchestrate.study_files import latest_checkpoints, mark_running
+from ablate.orchestrate.storage import fetch_checkpoint, resolve_storage
+from ablate.orchestrate.study_files import mark_running
 from ablate.results.atomic import atomic_write_text
 from ablate.results.commit import Outcome, commit, stage_failure
 from ablate.results.layout import CHECKPOINT_FILE, CHECKPOINT_META, StudyDir, TrialFiles
@@ -145,6 +151,13 @@ def trial_resources(res: ResourcesConfig, cluster: Cluster, note) -> tuple[float
 # ---------------------------------------------------------------------------------------------
 
 
+def node_label() -> str:
+    """This Ray node, as the `node` column names it: "<ip>/<first 12 hex of the node id>"."""
+    import ray
+
+    return f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:12]}"
+
+
 def _trainable(config: dict) -> None:
     import logging
 
@@ -155,21 +168,24 @@ def _trainable(config: dict) -> None:
     job = config["job"]
     cfg = trial_from_dict(job["trial"])
     work = Path(tempfile.mkdtemp(prefix=f"ablate-{cfg.trial_id}-"))
+    node = node_label()
     try:
         resume = None
         checkpoint = tune.get_checkpoint()  # Tune retrying this trial in this run
         if checkpoint is not None:
             resume = Path(checkpoint.to_directory(str(work / "resume")))
-        elif job.get("resume_from"):  # an earlier run's latest checkpoint
-            resume = Path(job["resume_from"])
+        elif job.get("resume_from"):  # an earlier run's latest checkpoint, maybe in a store
+            resume = fetch_checkpoint(job["storage"], job["resume_from"], work / "resume")
         ckpt_dir = work / "ckpt"
 
         def on_epoch(report, saved):  # `saved`: the epoch checkpoint directory
-            tune.report({**report.metrics(), "final": False},
+            tune.report({**report.metrics(), "final": False, "node": node},
                         checkpoint=tune.Checkpoint.from_directory(str(saved)))
 
         result = run_trial(cfg, device=job["device"], checkpoint_dir=ckpt_dir,
                            resume_from=resume, on_epoch=on_epoch)
+        for row in result.rows:
+            row["node"] = node
         # the final checkpoint: the training state (a later run resumes from the end rather
         # than train again if the driver stops before committing) and the staged result files
         final = work / "final"
@@ -183,7 +199,7 @@ def _trainable(config: dict) -> None:
         atomic_write_text(final / CHECKPOINT_META, json.dumps(
             {"trial_id": cfg.trial_id, "epoch": epochs, "device": result.rows[0]["device"],
              "final": True}))
-        tune.report({"final": True, "epoch": epochs},
+        tune.report({"final": True, "epoch": epochs, "node": node},
                     checkpoint=tune.Checkpoint.from_directory(str(final)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -228,7 +244,7 @@ class _Recorder(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if not result.get("final"):
             cfg = self._cfg(trial)
-            mark_running(self.study_dir, cfg, int(result["epoch"]))
+            mark_running(self.study_dir, cfg, int(result["epoch"]), node=result.get("node", ""))
             self.progress.epoch(cfg, result["epoch"], result["loss"], result["quick_psnr"],
                                 result["img_per_s"])
 
@@ -249,14 +265,15 @@ class _Recorder(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         cfg = self._cfg(trial)
         error = _error_text(trial)
+        node = str((trial.last_result or {}).get("node") or "")
         with tempfile.TemporaryDirectory(prefix=self.study_dir.staging_prefix(cfg.trial_id),
                                          dir=self.study_dir.root) as tmp:
             if trial.checkpoint is not None:  # the epochs it did finish, as the local path keeps
                 with trial.checkpoint.as_directory() as d:
                     outcome = stage_failure(Path(tmp), cfg, error, device=self.device,
-                                            checkpoint=Path(d))
+                                            checkpoint=Path(d), node=node)
             else:
-                outcome = stage_failure(Path(tmp), cfg, error, device=self.device)
+                outcome = stage_failure(Path(tmp), cfg, error, device=self.device, node=node)
             commit(self.study_dir, outcome)
         self.failures[cfg.trial_id] = error
         self.progress.finish(cfg, False, error)
@@ -268,20 +285,15 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
     """Run `pending` as one Tune experiment. Returns (failures: id → error, completed ids)."""
     cpus, gpus = trial_resources(resources, cluster, progress.note)
     device = "cuda" if gpus > 0 else "cpu"
-    if storage and "://" in storage:
-        raise RunError(f"--storage {storage!r}: filesystem URIs are not supported yet (resuming "
-                       "across runs lists checkpoints on a mounted path); give a directory every "
-                       "node mounts, e.g. an NFS path")
-    storage_path = Path(storage) if storage else study_dir.ray_storage
-    storage_path = storage_path.resolve()
-    previous = latest_checkpoints(storage_path) if storage_path.exists() else {}
+    store = resolve_storage(storage, study_dir.ray_storage)
+    previous = store.latest_checkpoints()
     jobs = []
     for cfg in pending:
         resume = previous.get(cfg.trial_id)
         if resume:
             progress.note(f"resuming {cfg.variant} seed {cfg.seed} ({cfg.trial_id}) from epoch "
                           f"{resume[0]}")
-        jobs.append({"trial": trial_to_dict(cfg), "device": device,
+        jobs.append({"trial": trial_to_dict(cfg), "device": device, "storage": store.uri,
                      "resume_from": str(resume[1]) if resume else ""})
     by_tid = {cfg.trial_id: cfg for cfg in pending}
     failures: dict[str, str] = {}
@@ -298,7 +310,7 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
                                          f"-s{t.config['job']['trial']['seed']}"
                                          f"-{t.config['job']['trial']['trial_id']}"),
         run_config=tune.RunConfig(
-            name=name, storage_path=str(storage_path),
+            name=name, storage_path=store.path, storage_filesystem=store.fs,
             failure_config=tune.FailureConfig(max_failures=resources.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[_Recorder(by_tid, study_dir, progress, failures, completed, device)],
