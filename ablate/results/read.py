@@ -41,6 +41,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "error", "resolution", "psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "psnr_y",
     "psnr_y_bicubic", "verdict", "finished_at", "hf_energy_ratio", "band_error_ratio",
     "band_coherence", "band_coherence_bicubic", "psnr_lr_consistency", "psnr_lr_floor",
+    "node",  # "" in files written before the column existed
 )
 # Without these a trial row means nothing: a file lacking one is skipped.
 REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "seed", "status", "resolution")
