@@ -119,6 +119,7 @@ class LocalCluster:
 
     def start_head(self, timeout: float = 120) -> Node:
         head = self._start("head", ["--head", f"--port={self.port}", "--include-dashboard=false",
+                                    f"--dashboard-port={free_port()}",
                                     f"--ray-client-server-port={free_port()}"], {"head": 1})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:  # the node IP Ray chose is in its log
