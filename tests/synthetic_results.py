@@ -97,7 +97,8 @@ def trial_rows(
             "psnr_lr_floor": 28.0 if r >= input_size else float("nan"),
             "verdict": variant.verdict if above else "n/a",
             "epochs": epochs, "train_seconds": 12.5, "train_img_per_s": 800.0,
-            "device": "cpu", "mamba_backend": "torch", "code_version": "0.1.0+synthetic",
+            "device": "cpu", "mamba_backend": "torch", "node": "synthetic",
+            "code_version": "0.1.0+synthetic",
             "config_json": json.dumps(config), "finished_at": "2025-01-01T00:00:00+00:00",
         }
         if failed:

@@ -96,11 +96,13 @@ def test_study_through_ray_then_rerun_skips(tmp_path, ray_address):
     same_files(tmp_path / "local" / "tiny", out / "tiny")
 
 
-WALL_CLOCK = {"train_seconds", "train_img_per_s", "finished_at", "seconds", "img_per_s"}
+# when and where it ran: wall clock, and the node (a Ray node "<ip>/<id>" or the host name)
+WALL_CLOCK = {"train_seconds", "train_img_per_s", "finished_at", "seconds", "img_per_s", "node"}
 
 
 def same_files(local: Path, ray: Path) -> None:
-    """Every result file of `local` exists in `ray` with the same contents (wall clock aside)."""
+    """Every result file of `local` exists in `ray` with the same contents (wall clock and node
+    aside)."""
     names = sorted(str(p.relative_to(local)) for sub in ("trials", "history", "images", "artifacts")
                    for p in (local / sub).rglob("*") if p.is_file())
     assert len(names) == 2 * 5  # 2 trials: trial, history, images, predictions, spectra

@@ -23,7 +23,9 @@ def run(
                                        "(0: as resources allow)."),
     storage: str = typer.Option(None, "--storage", help="Ray storage for checkpoints "
                                 "(default RESULTS/<study>/ray); on a multi-node cluster a path "
-                                "every node reaches."),
+                                "every node reaches, or a URI: s3://BUCKET/PATH (an S3-"
+                                "compatible endpoint: ?endpoint_override=http://HOST:PORT or "
+                                "AWS_ENDPOINT_URL), gs://BUCKET/PATH, …"),
     device: str = typer.Option("auto", "--device", help="--executor local only: cpu | cuda | auto."),
     variants: list[str] = typer.Option(None, "--variant", metavar="NAME", help="Run only this "
                                        "variant's trials (repeatable); default: every variant."),

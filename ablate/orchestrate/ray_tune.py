@@ -16,7 +16,12 @@ How the pieces fit (Ray 2.60 APIs):
   local executor uses: same trial, same files. A failed trial is committed the same way from
   its latest checkpoint's history (`stage_failure`), nothing loaded with torch. So results
   need no shared filesystem. Checkpoints live under Ray's `storage_path` (<study>/ray by
-  default); a multi-node cluster needs a storage path every node reaches (NFS).
+  default); a multi-node cluster needs a storage every node reaches: a mounted path (NFS) or
+  an object store URI (s3://…, gs://…: `storage.py`), written by the workers through Tune's
+  own storage support.
+* Each row records the Ray node the trial trained on (`node`: "<ip>/<node id>"); reports
+  carry it too (with numbers otherwise), so the driver's running markers say where a trial
+  runs.
 * Every `ablate run` is a new Tune experiment (run-<UTC time>) over the trials not yet completed;
   a trial interrupted in an earlier run resumes from its latest checkpoint found under the
   storage path (by trial id). `Tuner.restore` is not used: it can neither add the trials of a
@@ -41,8 +46,9 @@ from ray.tune.trainable.function_trainable import wrap_function
 
 from ablate.orchestrate.preflight import RunError
 from ablate.orchestrate.progress import Progress
+from ablate.orchestrate.storage import fetch_checkpoint, resolve_storage
+from ablate.orchestrate.study_files import mark_running
 from ablate.orchestrate.tracking import Tracking
-from ablate.orchestrate.study_files import all_checkpoints, mark_running
 from ablate.results.atomic import DiskFull, atomic_write_text, is_disk_full
 from ablate.results.commit import Outcome, commit, stage_failure
 from ablate.results.layout import CHECKPOINT_FILE, CHECKPOINT_META, StudyDir, TrialFiles
@@ -235,6 +241,13 @@ def trial_resources(res: ResourcesConfig, cluster: Cluster, note) -> tuple[float
 # ---------------------------------------------------------------------------------------------
 
 
+def node_label() -> str:
+    """This Ray node, as the `node` column names it: "<ip>/<first 12 hex of the node id>"."""
+    import ray
+
+    return f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:12]}"
+
+
 def _trainable(config: dict) -> None:
     import logging
 
@@ -244,6 +257,7 @@ def _trainable(config: dict) -> None:
 
     job = config["job"]
     cfg = trial_from_dict(job["trial"])
+    node = node_label()
     # the work folder lives in the study (swept by the next run if a kill leaves it behind);
     # in the system's temporary folder only where the study's folder is not on this node
     try:
@@ -262,7 +276,13 @@ def _trainable(config: dict) -> None:
                 resume.append(Path(checkpoint.path))  # set aside in place if it does not load
             else:
                 resume.append(Path(checkpoint.to_directory(str(work / "resume"))))
-        resume += [Path(p) for p in job.get("resume_from") or []]
+        earlier = job.get("resume_from") or []  # an earlier run's, newest first
+        if earlier and "://" in (job.get("storage") or ""):
+            # in an object store: only the newest is downloaded (one that does not load
+            # there falls back to a fresh start)
+            resume.append(fetch_checkpoint(job["storage"], earlier[0], work / "earlier"))
+        else:
+            resume += [Path(p) for p in earlier]
         ckpt_dir = work / "ckpt"
         warnings_: list[str] = []  # reach the driver with the next report
 
@@ -271,12 +291,15 @@ def _trainable(config: dict) -> None:
                 warnings_.append(message)
 
         def on_epoch(report, saved):  # `saved`: the epoch checkpoint directory
-            tune.report({**report.metrics(), "final": False, "warning": "\n".join(warnings_)},
+            tune.report({**report.metrics(), "final": False, "node": node,
+                         "warning": "\n".join(warnings_)},
                         checkpoint=tune.Checkpoint.from_directory(str(saved)))
             warnings_.clear()
 
         result = run_trial(cfg, device=job["device"], checkpoint_dir=ckpt_dir,
                            resume_from=resume, on_epoch=on_epoch, log=log)
+        for row in result.rows:
+            row["node"] = node
         # the final checkpoint: the training state (a later run resumes from the end rather
         # than train again if the driver stops before committing) and the staged result files
         final = work / "final"
@@ -290,7 +313,8 @@ def _trainable(config: dict) -> None:
         atomic_write_text(final / CHECKPOINT_META, json.dumps(
             {"trial_id": cfg.trial_id, "epoch": epochs, "device": result.rows[0]["device"],
              "final": True}))
-        tune.report({"final": True, "epoch": epochs, "warning": "\n".join(warnings_)},
+        tune.report({"final": True, "epoch": epochs, "node": node,
+                     "warning": "\n".join(warnings_)},
                     checkpoint=tune.Checkpoint.from_directory(str(final)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -345,7 +369,7 @@ class _Recorder(tune.Callback):
             self.progress.note(line)
         if not result.get("final"):
             cfg = self._cfg(trial)
-            mark_running(self.study_dir, cfg, int(result["epoch"]))
+            mark_running(self.study_dir, cfg, int(result["epoch"]), node=result.get("node", ""))
             self.progress.epoch(cfg, result["epoch"], result["loss"], result["quick_psnr"],
                                 result["img_per_s"])
 
@@ -375,25 +399,24 @@ class _Recorder(tune.Callback):
         error = _error_text(trial)
         if "No space left on device" in error or "DiskFull" in error:
             raise DiskFull(self.study_dir.root)  # not the trial's fault: stop, resume later
+        node = str((trial.last_result or {}).get("node") or "")
         with tempfile.TemporaryDirectory(prefix=self.study_dir.staging_prefix(cfg.trial_id),
                                          dir=self.study_dir.root) as tmp:
             if trial.checkpoint is not None:  # the epochs it did finish, as the local path keeps
                 with trial.checkpoint.as_directory() as d:
                     outcome = stage_failure(Path(tmp), cfg, error, device=self.device,
-                                            checkpoint=Path(d))
+                                            checkpoint=Path(d), node=node)
             else:
-                outcome = stage_failure(Path(tmp), cfg, error, device=self.device)
+                outcome = stage_failure(Path(tmp), cfg, error, device=self.device, node=node)
             commit(self.study_dir, outcome)
         self.failures[cfg.trial_id] = error
         self.progress.finish(cfg, False, error)
 
 
-def check_storage(storage: str | None) -> None:
-    """--storage must be a mounted directory (RunError otherwise)."""
-    if storage and "://" in storage:
-        raise RunError(f"--storage {storage!r}: filesystem URIs are not supported yet (resuming "
-                       "across runs lists checkpoints on a mounted path); give a directory every "
-                       "node mounts, e.g. an NFS path")
+def check_storage(storage: str | None, default: Path) -> None:
+    """--storage names a directory or a filesystem URI whose store answers (RunError with what
+    to fix otherwise). Run before anything is written."""
+    resolve_storage(storage, default)
 
 
 def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: ResourcesConfig,
@@ -404,17 +427,15 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
     `trial_res`: (cpus, gpus) per trial when already checked (`trial_resources`)."""
     cpus, gpus = trial_res or trial_resources(resources, cluster, progress.note)
     device = "cuda" if gpus > 0 else "cpu"
-    check_storage(storage)
-    storage_path = Path(storage) if storage else study_dir.ray_storage
-    storage_path = storage_path.resolve()
-    previous = all_checkpoints(storage_path) if storage_path.exists() else {}
+    store = resolve_storage(storage, study_dir.ray_storage)
+    previous = store.all_checkpoints()
     jobs = []
     for cfg in pending:
         resume = previous.get(cfg.trial_id, [])
         if resume:
             progress.note(f"resuming {cfg.variant} seed {cfg.seed} ({cfg.trial_id}) from epoch "
                           f"{resume[0][0]}")
-        jobs.append({"trial": trial_to_dict(cfg), "device": device,
+        jobs.append({"trial": trial_to_dict(cfg), "device": device, "storage": store.uri,
                      "work_root": str(study_dir.work_dir.resolve()),
                      "resume_from": [str(d) for _, d in resume]})
     by_tid = {cfg.trial_id: cfg for cfg in pending}
@@ -430,7 +451,7 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
             trial_dirname_creator=lambda t: t.config["job"]["trial"]["trial_id"],
             trial_name_creator=lambda t: trial_label(t.config["job"]["trial"])),
         run_config=tune.RunConfig(
-            name=name, storage_path=str(storage_path),
+            name=name, storage_path=store.path, storage_filesystem=store.fs,
             failure_config=tune.FailureConfig(max_failures=resources.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[_Recorder(by_tid, study_dir, progress, failures, completed, device),

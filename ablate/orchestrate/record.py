@@ -11,6 +11,7 @@ propagate, and the trial stays interrupted.
 
 from __future__ import annotations
 
+import platform
 import tempfile
 import traceback
 from pathlib import Path
@@ -62,7 +63,8 @@ def record_trial(cfg: TrialConfig, study_dir: StudyDir, *, device: str = "auto",
             log("trial failed: " + error)
             log("".join(traceback.format_exception(e)).rstrip())
             outcome = stage_failure(Path(tmp), cfg, error, device=device_label(device),
-                                    checkpoint=cdir if cdir.is_dir() else None)
+                                    checkpoint=cdir if cdir.is_dir() else None,
+                                    node=platform.node())
             commit(study_dir, outcome)
             return False, outcome.rows()
         commit(study_dir, stage_result(Path(tmp), result))

@@ -89,7 +89,7 @@ def run_study(study: Study, results: str | Path = "results", *,
         if executor is Executor.ray and pending:
             from ablate.orchestrate.ray_tune import check_storage, connect, trial_resources
 
-            check_storage(storage)
+            check_storage(storage, study_dir.ray_storage)
             cluster = connect(address)
             trial_res = trial_resources(study.resources, cluster, notes.append)
         start_study(study_dir, study, all_trials)  # the manifest lists the whole study

@@ -56,12 +56,14 @@ def latest_checkpoints(root: Path, pattern: str = RAY_CHECKPOINTS) -> dict[str, 
 # -- running markers -------------------------------------------------------------------------
 
 
-def mark_running(study_dir: StudyDir, cfg: TrialConfig, epoch: int = 0) -> None:
-    """The trial has started (epoch 0) or finished `epoch`; removed by `results.commit`."""
+def mark_running(study_dir: StudyDir, cfg: TrialConfig, epoch: int = 0, node: str = "") -> None:
+    """The trial has started (epoch 0) or finished `epoch` (on Ray `node`, when known);
+    removed by `results.commit`."""
     path = study_dir.running(cfg.trial_id)
     started = _started(path) or datetime.now(timezone.utc).isoformat(timespec="seconds")
     atomic_write_text(path, json.dumps({"trial_id": cfg.trial_id, "variant": cfg.variant,
-                                        "seed": cfg.seed, "started": started, "epoch": epoch}))
+                                        "seed": cfg.seed, "started": started, "epoch": epoch,
+                                        "node": node}))
 
 
 def _started(path: Path) -> str:

@@ -29,6 +29,7 @@ class RunFacts:
     train_img_per_s: float
     device: str
     mamba_backend: str
+    node: str = ""  # where it trained (see TRIAL_COLUMNS["node"]); the executor sets it
 
 
 def empty_metrics(resolution: int) -> dict:
@@ -55,15 +56,16 @@ def completed_rows(cfg: TrialConfig, metric_rows: list[dict], facts: RunFacts) -
     common = config_columns(cfg) | {
         "status": "completed", "error": "", "epochs": facts.epochs,
         "train_seconds": facts.train_seconds, "train_img_per_s": facts.train_img_per_s,
-        "device": facts.device, "mamba_backend": facts.mamba_backend, "finished_at": _now()}
+        "device": facts.device, "mamba_backend": facts.mamba_backend, "node": facts.node,
+        "finished_at": _now()}
     return [common | row for row in metric_rows]
 
 
 def failure_rows(cfg: TrialConfig, error: str, *, device: str = "", epochs: int = 0,
-                 train_seconds: float = math.nan) -> list[dict]:
+                 train_seconds: float = math.nan, node: str = "") -> list[dict]:
     """`status = failed` rows (one per eval resolution, metrics NaN) carrying the error."""
     common = config_columns(cfg) | {
         "status": "failed", "error": error, "epochs": epochs, "train_seconds": train_seconds,
-        "train_img_per_s": math.nan, "device": device, "mamba_backend": "",
+        "train_img_per_s": math.nan, "device": device, "mamba_backend": "", "node": node,
         "finished_at": _now()}
     return [common | empty_metrics(r) for r in cfg.data.eval_resolutions]

@@ -126,6 +126,9 @@ TRIAL_COLUMNS = _table(
     ("train_seconds", _F, "training wall time, seconds", "outcome"),
     ("train_img_per_s", _F, "training throughput, images per second", "outcome"),
     ("device", _S, "device the trial trained on", "outcome"),
+    ("node", _S, "machine the trial trained on: '<ip>/<Ray node id, 12 hex>' on Ray, the host "
+     "name without Ray ('' in files written before this column, and for a trial that failed "
+     "before its node was known)", "outcome"),
     ("mamba_backend", _S, "selective-scan backend used", "outcome"),
     ("code_version", _S, "ablate version + git commit", "config"),
     ("config_json", _S, "the fully resolved trial config (JSON)", "config"),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,7 +277,8 @@ def run_trial(
     facts = RunFacts(
         epochs=len(state.history), train_seconds=state.train_seconds,
         train_img_per_s=images / state.train_seconds if state.train_seconds > 0 else math.nan,
-        device=device_name(setup.device), mamba_backend=setup.model.scan_backend)
+        device=device_name(setup.device), mamba_backend=setup.model.scan_backend,
+        node=platform.node())  # the Ray executor replaces it with the Ray node
     return TrialResult(config=cfg, rows=completed_rows(cfg, evaluation.rows, facts),
                        history=state.history, evaluation=evaluation)
 
