@@ -273,6 +273,7 @@ class Study:
     variants: tuple[VariantConfig, ...]
     grid: tuple[tuple[str, tuple[object, ...]], ...]  # axis → values, in file order
     overrides: tuple[tuple[str, object], ...] = ()  # the --set pairs applied
+    search: object = None  # the [search] table (ablate.spec.search.SearchConfig), or None
     raw: dict = field(default_factory=dict, compare=False, repr=False)  # the merged document
 
     @property
