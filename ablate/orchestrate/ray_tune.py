@@ -146,13 +146,19 @@ def trial_resources(res: ResourcesConfig, cluster: Cluster, note) -> tuple[float
 
 
 def _trainable(config: dict) -> None:
+    train_job(config["job"])
+
+
+def train_job(job: dict, final_metrics=lambda result: {}) -> None:
+    """Train one job ({"trial", "device", "resume_from"}) in a Tune worker, reporting each
+    epoch and, last, the staged result files; `final_metrics(result)` adds numbers to the last
+    report (`ablate search`: the objective)."""
     import logging
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one line per checkpoint otherwise
     from ablate.orchestrate.record import stage_result
     from ablate.train.trial import run_trial
 
-    job = config["job"]
     cfg = trial_from_dict(job["trial"])
     work = Path(tempfile.mkdtemp(prefix=f"ablate-{cfg.trial_id}-"))
     try:
@@ -183,7 +189,7 @@ def _trainable(config: dict) -> None:
         atomic_write_text(final / CHECKPOINT_META, json.dumps(
             {"trial_id": cfg.trial_id, "epoch": epochs, "device": result.rows[0]["device"],
              "final": True}))
-        tune.report({"final": True, "epoch": epochs},
+        tune.report({"final": True, "epoch": epochs, **final_metrics(result)},
                     checkpoint=tune.Checkpoint.from_directory(str(final)))
     finally:
         shutil.rmtree(work, ignore_errors=True)

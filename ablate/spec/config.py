@@ -242,6 +242,8 @@ class TrialConfig:
     variant_order: int = 0  # index of the variant in the spec (the table's row order)
     spec_dir: str = ""  # directory of the study file: relative data paths resolve against it
     #   (not part of the id, so the same trial has the same id on every machine)
+    search: str = ""  # the `ablate search` it was sampled by ("" for the study's own trials);
+    #   not part of the id
 
     def axes(self) -> dict[str, object]:
         """The axis columns of the result rows (ablate.results.schema.TRIAL_COLUMNS)."""
