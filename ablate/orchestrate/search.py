@@ -45,7 +45,8 @@ from ablate.orchestrate.ray_tune import _Recorder, connect, run_ray, trial_resou
 from ablate.orchestrate.study_files import latest_checkpoints
 from ablate.results.atomic import atomic_write_text
 from ablate.results.layout import StudyDir
-from ablate.results.search import SearchTrial, confirm_path, search_trials
+from ablate.results.search import (SearchRecord, SearchTrial, confirm_path, rank,
+                                   search_trials, write_record)
 from ablate.spec import Study, expand
 from ablate.spec.config import TrialConfig
 from ablate.spec.ids import trial_to_dict
@@ -229,6 +230,7 @@ def run_search(study: Study, results: str | Path = "results", *, address: str | 
     study_dir = StudyDir.of(results, study.name)
     with StudyLock(study_dir):
         start_study(study_dir, study, expand(study))
+        write_record(study_dir, record_of(search))
         finished = [t for t in search_trials(study_dir, search)]
         summary = SearchSummary(study_dir.root, search.name, search.num_samples, len(finished))
         remaining = max(0, search.num_samples - len(finished))
@@ -264,6 +266,11 @@ def run_search(study: Study, results: str | Path = "results", *, address: str | 
                     summary.failed.update(failed)
                 summary.confirmed = [t.trial_id for t in trials]
     return summary
+
+
+def record_of(search: SearchConfig) -> SearchRecord:
+    return SearchRecord(search.name, search.variant, search.metric, search.resolution,
+                        search.mode, search.num_samples, search.space)
 
 
 def _first_point(search: SearchConfig):
@@ -391,17 +398,6 @@ class _SearchRecorder(_Recorder):
 # ---------------------------------------------------------------------------------------------
 # ranking and confirmation
 # ---------------------------------------------------------------------------------------------
-
-
-def rank(search: SearchConfig, trials: list[SearchTrial]) -> list[SearchTrial]:
-    """Best first: completed trials by objective (mode), then the rest."""
-    sign = 1.0 if search.mode == "min" else -1.0
-
-    def key(t: SearchTrial):
-        ok = t.status == "completed" and not math.isnan(t.value)
-        return (0 if ok else 1, sign * t.value if ok else 0.0, t.trial_id)
-
-    return sorted(trials, key=key)
 
 
 def confirm_trials(study: Study, search: SearchConfig, best: list[SearchTrial]) -> list[TrialConfig]:

@@ -2,12 +2,13 @@
 objective, and the configurations a search confirmed with seeds. Ray-free, torch-free.
 
     trials = search_trials(study_dir, search)     # SearchTrial per finished sampled trial
-    names = search_names(study_dir)               # the searches that wrote trials here
+    records = search_records(study_dir)           # name → SearchRecord (search/<name>/search.json)
     confirmed = read_confirm(study_dir)           # trial_id → (search, rank, point)
 
 A sampled trial is a normal trial file whose `search` column names the search; its point is
 read back from its resolved config (`config_json`), so a search's record is its trial files.
-`search/<name>/confirm.json` lists the configurations `ablate search --confirm K` re-ran with
+`search/<name>/search.json` (written when a search starts) says what it optimises, so the
+table and report need no TOML; `search/<name>/confirm.json` lists the configurations `ablate search --confirm K` re-ran with
 every seed (rank, point, trial ids).
 """
 
@@ -33,8 +34,70 @@ class SearchTrial:
     metrics: dict  # resolution → {column: value} of every numeric metric and verdict
 
 
+@dataclass(frozen=True)
+class SearchRecord:
+    """What a search optimises (the parts of `ablate.spec.search.SearchConfig` readers use)."""
+
+    name: str
+    variant: str
+    metric: str
+    resolution: int
+    mode: str  # min | max
+    num_samples: int
+    space: tuple  # (dotted key, Domain) pairs
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "variant": self.variant, "metric": self.metric,
+                "resolution": self.resolution, "mode": self.mode,
+                "num_samples": self.num_samples,
+                "space": [{"key": k, "kind": d.kind, "values": _plain(d.values)}
+                          for k, d in self.space]}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "SearchRecord":
+        from ablate.spec.search import Domain
+
+        return cls(str(doc["name"]), str(doc["variant"]), str(doc["metric"]),
+                   int(doc["resolution"]), str(doc["mode"]), int(doc["num_samples"]),
+                   tuple((str(s["key"]), Domain(str(s["kind"]), _freeze(s["values"])))
+                         for s in doc["space"]))
+
+
+def _plain(v):
+    return [_plain(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+
+def search_dir(study_dir: StudyDir, name: str) -> Path:
+    return study_dir.root / "search" / name
+
+
 def confirm_path(study_dir: StudyDir, name: str) -> Path:
-    return study_dir.root / "search" / name / "confirm.json"
+    return search_dir(study_dir, name) / "confirm.json"
+
+
+def record_path(study_dir: StudyDir, name: str) -> Path:
+    return search_dir(study_dir, name) / "search.json"
+
+
+def write_record(study_dir: StudyDir, record: SearchRecord) -> Path:
+    from ablate.results.atomic import atomic_write_text
+
+    path = record_path(study_dir, record.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(path, json.dumps(record.to_json(), indent=1) + "\n")
+
+
+def search_records(study_dir: StudyDir) -> dict[str, SearchRecord]:
+    """name → SearchRecord of every search that started in this study (unreadable: skipped)."""
+    out = {}
+    folder = study_dir.root / "search"
+    for path in sorted(folder.glob("*/search.json")) if folder.is_dir() else ():
+        try:
+            r = SearchRecord.from_json(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        out[r.name] = r
+    return out
 
 
 def _walk(config: dict, dotted: str):
@@ -62,12 +125,9 @@ def _rows(study_dir: StudyDir):
             yield f.stem, rows
 
 
-def search_names(study_dir: StudyDir) -> list[str]:
-    return sorted({rows[0]["search"] for _, rows in _rows(study_dir) if rows[0]["search"]})
-
-
 def search_trials(study_dir: StudyDir, search) -> list[SearchTrial]:
-    """The finished trials of `search` (a SearchConfig) whose point lies in its space now."""
+    """The finished trials of `search` (a SearchConfig or SearchRecord) whose point lies in
+    its space."""
     out = []
     for tid, rows in _rows(study_dir):
         if rows[0]["search"] != search.name:
@@ -114,3 +174,14 @@ def read_confirm(study_dir: StudyDir) -> dict[str, tuple[str, int, str]]:
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return out
+
+
+def rank(search, trials: list[SearchTrial]) -> list[SearchTrial]:
+    """Best first: completed trials by objective (search.mode), then the others."""
+    sign = 1.0 if search.mode == "min" else -1.0
+
+    def key(t: SearchTrial):
+        ok = t.status == "completed" and not math.isnan(t.value)
+        return (0 if ok else 1, sign * t.value if ok else 0.0, t.trial_id)
+
+    return sorted(trials, key=key)
