@@ -402,14 +402,15 @@ class _SearchRecorder(_Recorder):
 
 def confirm_trials(study: Study, search: SearchConfig, best: list[SearchTrial]) -> list[TrialConfig]:
     """Every seed of the study for each of the `best` configurations (the search's own seed is
-    the trial it sampled: same config, same id, not run again)."""
+    the trial it sampled: same config, same id, not run again). Their `search` column reads
+    "<name>:confirm", so that they never count as sampled trials."""
     import dataclasses
 
     out = []
     for t in best:
         for seed in study.study.seeds:
             cfg = sampled_trial(study, search, t.point, seed=seed)
-            out.append(dataclasses.replace(cfg, search=search.name))
+            out.append(dataclasses.replace(cfg, search=f"{search.name}:confirm"))
     return out
 
 

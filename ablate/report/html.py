@@ -162,6 +162,9 @@ def write_report(dir, out, study: str | None = None, metric: str = "psnr",
             parts.append(f'<p class="legend">{s.skipped_count} unreadable file(s) skipped: '
                          + html.escape("; ".join(x for v in s.skipped.values() for x in v[:5]))
                          + "</p>")
+        from ablate.report.search import search_section  # `ablate search`es of the study
+
+        parts += search_section(s, out, prefix)
         sections.append("\n".join(parts))
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     names = ", ".join(s.name for s in studies)

@@ -1,0 +1,256 @@
+"""`ablate search`: the [search] table, Optuna on Ray Tune over tiny trials, resume, tables.
+
+Real Ray (the session's), real Optuna, real files, the TINY study of conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from ablate.cli.app import app
+from ablate.results.layout import StudyDir
+from ablate.results.search import search_records, search_trials
+from ablate.spec import SpecError, expand, load_study
+from conftest import write_tiny_study
+
+SEARCH = """
+[search]
+metric = "band_error_ratio"
+resolution = 32
+mode = "min"
+num_samples = {samples}
+max_concurrent = {concurrent}
+algorithm = "{algorithm}"
+scheduler = "{scheduler}"
+variant = "multiscale"
+seed = 0
+{more}
+[search.space]
+"model.sigmas" = {{ choice = [[32, 8], [16, 4]] }}
+"train.lr" = {{ loguniform = [1e-4, 2e-3] }}
+"""
+
+
+def search_study(tmp_path, name="srch", samples=2, concurrent=2, algorithm="tpe",
+                 scheduler="none", more="", epochs=2, seeds=(0, 1)) -> Path:
+    extra = SEARCH.format(samples=samples, concurrent=concurrent, algorithm=algorithm,
+                          scheduler=scheduler, more=more)
+    return write_tiny_study(tmp_path, name=name, epochs=epochs, seeds=seeds, extra=extra)
+
+
+def problems_of(tmp_path, extra: str) -> list[str]:
+    p = write_tiny_study(tmp_path, name="bad", extra=extra)
+    with pytest.raises(SpecError) as e:
+        load_study(p)
+    return [f"{x.key}: {x.message}" for x in e.value.problems]
+
+
+# ---------------------------------------------------------------------------------------------
+# the [search] table
+# ---------------------------------------------------------------------------------------------
+
+
+def test_search_table_parses_and_a_sampled_point_is_a_normal_trial(tmp_path):
+    from ablate.spec.search import decode, sampled_trial
+    from ablate.spec.parse import build_study
+
+    study = load_study(search_study(tmp_path))
+    s = study.search
+    assert (s.variant, s.resolution, s.metric, s.num_samples) == ("multiscale", 32,
+                                                                  "band_error_ratio", 2)
+    assert [k for k, _ in s.space] == ["model.sigmas", "train.lr"]
+    point = decode(s, {"model.sigmas": "[16,4]", "train.lr": 1e-3})
+    cfg = sampled_trial(study, s, point)
+    # the same trial as a --set override of the starting variant would give
+    doc = dict(study.raw)
+    doc.pop("search")
+    plain = build_study(doc, "x", ["model.sigmas=[16, 4]", "train.lr=1e-3"])
+    twin = next(t for t in expand(plain) if t.variant == "multiscale" and t.seed == 0)
+    assert cfg.trial_id == twin.trial_id
+    assert cfg.model.sigmas == (16.0, 4.0) and cfg.train.lr == 1e-3
+    assert cfg.train.multiscale.mode == "random_res"  # the rest is the starting variant's
+    assert cfg.grid_key() == "model.sigmas=[16,4], train.lr=0.001"
+    # an inner key (a dotted path three deep) works like the others
+    nested = SEARCH.format(samples=2, concurrent=1, algorithm="random", scheduler="none",
+                           more="").replace('"train.lr"', '"train.jitter.std"') \
+        .replace("1e-4, 2e-3", "0.001, 0.05")
+    st = load_study(write_tiny_study(tmp_path / "n", extra=nested))
+    c = sampled_trial(st, st.search, decode(st.search, {"model.sigmas": "[32,8]",
+                                                       "train.jitter.std": 0.02}))
+    assert c.train.jitter.std == 0.02 and c.train.jitter.placement == "per_batch"
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda t: t.replace('seed = 0', 'seed = 0\nsamples = 3'),
+     'search.samples: unknown key'),
+    (lambda t: t.replace('"band_error_ratio"', '"band_eror_ratio"'),
+     "search.metric: 'band_eror_ratio' is not a column of the trial rows (did you mean "
+     "'band_error_ratio'?)"),
+    (lambda t: t.replace('"band_error_ratio"', '"verdict"'),
+     "search.metric: 'verdict' is not a numeric metric column"),
+    (lambda t: t.replace("resolution = 32", "resolution = 64"),
+     "search.resolution: 64 is not an eval resolution"),
+    (lambda t: t.replace('mode = "min"', 'mode = "minimum"'), "search.mode: expected one of"),
+    (lambda t: t.replace('"multiscale"', '"multi"'), "search.variant: names no variant"),
+    (lambda t: t.replace("1e-4, 2e-3", "2e-3, 1e-4"),
+     'search.space."train.lr".loguniform: expected low < high'),
+    (lambda t: t.replace("1e-4, 2e-3", "0, 2e-3"),
+     'search.space."train.lr".loguniform: loguniform needs low > 0'),
+    (lambda t: t.replace("1e-4, 2e-3", "-1e-3, 2e-3").replace("loguniform", "uniform"),
+     'search.space."train.lr".uniform[1]: must be > 0.0'),
+    (lambda t: t.replace('"train.lr"', '"train.lrate"'),
+     'search.space."train.lrate": unknown key \'lrate\' of train (did you mean \'lr\'?)'),
+    (lambda t: t.replace('"train.lr"', '"train.epochs"'),
+     'search.space."train.epochs".loguniform: train.epochs is an integer'),
+    (lambda t: t.replace("[[32, 8], [16, 4]]", "[[32, 8], [32, 8]]"),
+     'search.space."model.sigmas".choice: values repeat'),
+    (lambda t: t.replace("[[32, 8], [16, 4]]", "[[32, 8], [64, 16]]"),
+     'search.space."model.sigmas".choice[2]'),
+    (lambda t: t.replace("{ choice = [[32, 8], [16, 4]] }", "{ pick = [1] }"),
+     'search.space."model.sigmas": expected one of { choice = [...] }'),
+    (lambda t: t.split("[search.space]")[0] + "[search.space]\n", "search.space: empty"),
+    (lambda t: t.replace('"multiscale"', '"plain"').replace('"train.lr"', '"train.jitter.std"'),
+     'search.space."train.jitter.std": changes nothing in the trials of the starting variant '
+     "'plain': its jitter placement is \"none\""),
+])
+def test_bad_search_tables_are_reported_with_their_key_path(tmp_path, edit, expected):
+    text = SEARCH.format(samples=2, concurrent=1, algorithm="tpe", scheduler="none", more="")
+    found = problems_of(tmp_path, edit(text))
+    assert any(expected in p for p in found), found
+
+
+def test_ablate_search_exits_2_with_the_key_path(tmp_path):
+    text = SEARCH.format(samples=2, concurrent=1, algorithm="tpe", scheduler="none",
+                         more="").replace("1e-4, 2e-3", "2e-3, 1e-4")
+    p = write_tiny_study(tmp_path, name="bad", extra=text)
+    r = CliRunner().invoke(app, ["search", str(p), "--results", str(tmp_path / "r")])
+    assert r.exit_code == 2
+    assert 'search.space."train.lr".loguniform: expected low < high' in r.output
+    assert not (tmp_path / "r").exists()
+    plain = write_tiny_study(tmp_path, name="plain")  # no [search] at all
+    r = CliRunner().invoke(app, ["search", str(plain), "--results", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "no [search] table" in r.output
+
+
+# ---------------------------------------------------------------------------------------------
+# searching on Ray Tune
+# ---------------------------------------------------------------------------------------------
+
+
+def _search_rows(study_dir: StudyDir) -> dict[str, list[dict]]:
+    out = {}
+    for f in sorted(study_dir.trials_dir.glob("*.parquet")):
+        rows = pq.read_table(f).to_pylist()
+        if rows[0].get("search"):
+            out[f.stem] = rows
+    return out
+
+
+def test_search_runs_resumes_without_repeats_and_confirms(tmp_path, ray_address):
+    from ablate.orchestrate.search import run_search
+
+    results = tmp_path / "results"
+    study = load_study(search_study(tmp_path, samples=2))
+    first = run_search(study, results, address=ray_address, progress_stream=open(os.devnull, "w"))
+    assert first.exit_code == 0 and first.ran == 2
+    d = StudyDir.of(results, "srch")
+    rows = _search_rows(d)
+    assert len(rows) == 2
+    for tid, trial_rows in rows.items():
+        assert {r["search"] for r in trial_rows} == {"search"}
+        assert {r["status"] for r in trial_rows} == {"completed"}
+        assert {r["variant"] for r in trial_rows} == {"multiscale"}
+        cfg = json.loads(trial_rows[0]["config_json"])
+        assert cfg["trial_id"] == tid and cfg["search"] == "search"
+        assert d.history(tid).is_file()  # the same files as any trial
+    finished_at = {tid: r[0]["finished_at"] for tid, r in rows.items()}
+    ranked = [t.value for t in first.trials]
+    assert ranked == sorted(ranked) and not any(math.isnan(v) for v in ranked)
+
+    # the table lists the best configurations, best first, with every resolution and verdicts
+    r = CliRunner().invoke(app, ["table", str(results), "--search", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    [table] = json.loads(r.output)
+    assert table["counts"] == {"completed": 2}
+    assert table["header"][:3] == ["#", "band_error_ratio@32 (min)", "configuration"]
+    assert "psnr@16" in table["header"] and "verdict@32" in table["header"]
+    assert [row[0] for row in table["rows"]] == ["1", "2"]
+    assert float(table["rows"][0][1]) == pytest.approx(ranked[0], rel=1e-3)
+    assert table["rows"][0][-1] == first.trials[0].trial_id
+    # the normal table is the grid's: no sampled trial in it
+    r = CliRunner().invoke(app, ["table", str(results)])
+    assert r.exit_code == 2 and "no trial results yet" in r.output
+
+    # one more sample: the two finished ones go back to Optuna, are never trained again; then
+    # the best configuration is re-run with the study's other seed and joins the normal table
+    more = load_study(search_study(tmp_path, samples=3))
+    second = run_search(more, results, address=ray_address, confirm=1,
+                        progress_stream=open(os.devnull, "w"))
+    assert second.exit_code == 0 and second.finished_before == 2
+    rows = _search_rows(d)
+    assert len({r[0]["grid"] for tid, r in rows.items() if r[0]["seed"] == 0}) == 3
+    for tid, when in finished_at.items():
+        assert rows[tid][0]["finished_at"] == when  # not re-run
+    best = second.trials[0]
+    assert len(second.confirmed) == 2 and best.trial_id in second.confirmed
+    seeds = {rows[tid][0]["seed"] for tid in second.confirmed}
+    assert seeds == {0, 1}
+    r = CliRunner().invoke(app, ["table", str(results), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    labels = json.dumps(json.loads(r.output))
+    assert "search #1: " + best.grid in labels
+    [record] = search_records(d).values()
+    assert len(search_trials(d, record)) == 3  # the confirm re-runs are not sampled trials
+
+    # the report adds the optimisation history and Optuna's parameter importances
+    r = CliRunner().invoke(app, ["report", str(results), "--out", str(tmp_path / "report")])
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "report" / "index.html").read_text()
+    for name in ("search_search_history.png", "search_search_importance.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 5000 and name in page
+
+
+def test_sigkilled_search_resumes_without_repeating_finished_configs(tmp_path, ray_address):
+    from ablate.orchestrate.search import run_search
+
+    results = tmp_path / "results"
+    spec = search_study(tmp_path, samples=3, concurrent=1, algorithm="random", epochs=3)
+    d = StudyDir.of(results, "srch")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_ADDRESS": ray_address}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ablate.cli.app", "search", str(spec), "--results", str(results)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 150
+        while time.time() < deadline and not (d.trials_dir.is_dir()
+                                              and list(d.trials_dir.glob("*.parquet"))):
+            assert proc.poll() is None, "the search ended before it could be killed"
+            time.sleep(0.5)
+        assert list(d.trials_dir.glob("*.parquet")), "no trial finished in time"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and nothing else: its own session
+        proc.wait()
+    before = {p.stem: p.stat().st_mtime_ns for p in d.trials_dir.glob("*.parquet")}
+    assert 1 <= len(before) < 3
+    summary = run_search(load_study(spec), results, address=ray_address,
+                         progress_stream=open(os.devnull, "w"))
+    assert summary.exit_code == 0
+    after = {p.stem: p.stat().st_mtime_ns for p in d.trials_dir.glob("*.parquet")}
+    assert len(after) == 3 and summary.finished_before == len(before)
+    for tid, mtime in before.items():
+        assert after[tid] == mtime  # finished before the kill: never written again
+    points = [t.grid for t in summary.trials]
+    assert len(set(points)) == 3
+    [record] = search_records(d).values()
+    assert len(search_trials(d, record)) == 3
