@@ -109,14 +109,16 @@ def test_search_table_parses_and_a_sampled_point_is_a_normal_trial(tmp_path):
      'search.space."train.lr".loguniform: loguniform needs low > 0'),
     (lambda t: t.replace("1e-4, 2e-3", "-1e-3, 2e-3").replace("loguniform", "uniform"),
      'search.space."train.lr".uniform[1]: must be > 0.0'),
-    (lambda t: t.replace('"train.lr"', '"train.lrate"'),
-     'search.space."train.lrate": unknown key \'lrate\' of train (did you mean \'lr\'?)'),
+    (lambda t: t.replace('"train.lr"', '"train.lrr"'),
+     'search.space."train.lrr": unknown key \'lrr\' of train (did you mean \'lr\'?)'),
     (lambda t: t.replace('"train.lr"', '"train.epochs"'),
      'search.space."train.epochs".loguniform: train.epochs is an integer'),
     (lambda t: t.replace("[[32, 8], [16, 4]]", "[[32, 8], [32, 8]]"),
      'search.space."model.sigmas".choice: values repeat'),
-    (lambda t: t.replace("[[32, 8], [16, 4]]", "[[32, 8], [64, 16]]"),
-     'search.space."model.sigmas".choice[2]'),
+    (lambda t: t.replace('"model.sigmas" = { choice = [[32, 8], [16, 4]] }',
+                         '"data.input_size" = { choice = [16, 18] }'),
+     'search.space."data.input_size".choice[2]: model.patch_size: must divide '
+     'data.input_size (18)'),
     (lambda t: t.replace("{ choice = [[32, 8], [16, 4]] }", "{ pick = [1] }"),
      'search.space."model.sigmas": expected one of { choice = [...] }'),
     (lambda t: t.split("[search.space]")[0] + "[search.space]\n", "search.space: empty"),
@@ -157,26 +159,37 @@ def _search_rows(study_dir: StudyDir) -> dict[str, list[dict]]:
     return out
 
 
-def test_search_runs_resumes_without_repeats_and_confirms(tmp_path, ray_address):
+def test_search_completes_lists_the_best_and_confirms_them(tmp_path, ray_address):
     from ablate.orchestrate.search import run_search
 
     results = tmp_path / "results"
-    study = load_study(search_study(tmp_path, samples=2))
-    first = run_search(study, results, address=ray_address, progress_stream=open(os.devnull, "w"))
-    assert first.exit_code == 0 and first.ran == 2
+    study = load_study(search_study(tmp_path, samples=2, epochs=1))
+    summary = run_search(study, results, address=ray_address, confirm=1,
+                         progress_stream=open(os.devnull, "w"))
+    assert summary.exit_code == 0 and summary.ran == 2
     d = StudyDir.of(results, "srch")
     rows = _search_rows(d)
-    assert len(rows) == 2
-    for tid, trial_rows in rows.items():
-        assert {r["search"] for r in trial_rows} == {"search"}
+    sampled = {tid: r for tid, r in rows.items() if r[0]["search"] == "search"}
+    assert len(sampled) == 2 and len({r[0]["grid"] for r in sampled.values()}) == 2
+    for tid, trial_rows in sampled.items():
         assert {r["status"] for r in trial_rows} == {"completed"}
         assert {r["variant"] for r in trial_rows} == {"multiscale"}
+        assert {r["seed"] for r in trial_rows} == {0}
         cfg = json.loads(trial_rows[0]["config_json"])
         assert cfg["trial_id"] == tid and cfg["search"] == "search"
         assert d.history(tid).is_file()  # the same files as any trial
-    finished_at = {tid: r[0]["finished_at"] for tid, r in rows.items()}
-    ranked = [t.value for t in first.trials]
+    ranked = [t.value for t in summary.trials]
     assert ranked == sorted(ranked) and not any(math.isnan(v) for v in ranked)
+    [record] = search_records(d).values()
+    assert len(search_trials(d, record)) == 2  # the confirm re-run is not a sampled trial
+
+    # --confirm 1: the best configuration with the study's other seed (seed 0 is the sampled
+    # trial itself: same config, same id, not run again)
+    best = summary.trials[0]
+    assert len(summary.confirmed) == 2 and best.trial_id in summary.confirmed
+    [other] = [tid for tid in summary.confirmed if tid != best.trial_id]
+    assert rows[other][0]["seed"] == 1 and rows[other][0]["search"] == "search:confirm"
+    assert rows[other][0]["grid"] == best.grid
 
     # the table lists the best configurations, best first, with every resolution and verdicts
     r = CliRunner().invoke(app, ["table", str(results), "--search", "--format", "json"])
@@ -187,31 +200,13 @@ def test_search_runs_resumes_without_repeats_and_confirms(tmp_path, ray_address)
     assert "psnr@16" in table["header"] and "verdict@32" in table["header"]
     assert [row[0] for row in table["rows"]] == ["1", "2"]
     assert float(table["rows"][0][1]) == pytest.approx(ranked[0], rel=1e-3)
-    assert table["rows"][0][-1] == first.trials[0].trial_id
-    # the normal table is the grid's: no sampled trial in it
-    r = CliRunner().invoke(app, ["table", str(results)])
-    assert r.exit_code == 2 and "no trial results yet" in r.output
-
-    # one more sample: the two finished ones go back to Optuna, are never trained again; then
-    # the best configuration is re-run with the study's other seed and joins the normal table
-    more = load_study(search_study(tmp_path, samples=3))
-    second = run_search(more, results, address=ray_address, confirm=1,
-                        progress_stream=open(os.devnull, "w"))
-    assert second.exit_code == 0 and second.finished_before == 2
-    rows = _search_rows(d)
-    assert len({r[0]["grid"] for tid, r in rows.items() if r[0]["seed"] == 0}) == 3
-    for tid, when in finished_at.items():
-        assert rows[tid][0]["finished_at"] == when  # not re-run
-    best = second.trials[0]
-    assert len(second.confirmed) == 2 and best.trial_id in second.confirmed
-    seeds = {rows[tid][0]["seed"] for tid in second.confirmed}
-    assert seeds == {0, 1}
-    r = CliRunner().invoke(app, ["table", str(results), "--format", "json"])
+    assert table["rows"][0][-1] == best.trial_id
+    assert table["rows"][0][-2] == "completed (confirmed)"
+    # the normal table: the grid's rows and the confirmed configuration, no other sampled one
+    r = CliRunner().invoke(app, ["table", str(results), "--format", "csv"])
     assert r.exit_code == 0, r.output
-    labels = json.dumps(json.loads(r.output))
-    assert "search #1: " + best.grid in labels
-    [record] = search_records(d).values()
-    assert len(search_trials(d, record)) == 3  # the confirm re-runs are not sampled trials
+    assert f"search #1: {best.grid}" in r.output
+    assert summary.trials[1].grid not in r.output
 
     # the report adds the optimisation history and Optuna's parameter importances
     r = CliRunner().invoke(app, ["report", str(results), "--out", str(tmp_path / "report")])
@@ -225,7 +220,7 @@ def test_sigkilled_search_resumes_without_repeating_finished_configs(tmp_path, r
     from ablate.orchestrate.search import run_search
 
     results = tmp_path / "results"
-    spec = search_study(tmp_path, samples=3, concurrent=1, algorithm="random", epochs=3)
+    spec = search_study(tmp_path, samples=2, concurrent=1, algorithm="random", epochs=2)
     d = StudyDir.of(results, "srch")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_ADDRESS": ray_address}
     proc = subprocess.Popen(
@@ -242,15 +237,15 @@ def test_sigkilled_search_resumes_without_repeating_finished_configs(tmp_path, r
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and nothing else: its own session
         proc.wait()
     before = {p.stem: p.stat().st_mtime_ns for p in d.trials_dir.glob("*.parquet")}
-    assert 1 <= len(before) < 3
+    assert len(before) == 1
     summary = run_search(load_study(spec), results, address=ray_address,
                          progress_stream=open(os.devnull, "w"))
     assert summary.exit_code == 0
     after = {p.stem: p.stat().st_mtime_ns for p in d.trials_dir.glob("*.parquet")}
-    assert len(after) == 3 and summary.finished_before == len(before)
+    assert len(after) == 2 and summary.finished_before == 1
     for tid, mtime in before.items():
         assert after[tid] == mtime  # finished before the kill: never written again
     points = [t.grid for t in summary.trials]
-    assert len(set(points)) == 3
+    assert len(set(points)) == 2
     [record] = search_records(d).values()
-    assert len(search_trials(d, record)) == 3
+    assert len(search_trials(d, record)) == 2

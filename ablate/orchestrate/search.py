@@ -145,8 +145,11 @@ def _searcher(search: SearchConfig, finished: list[SearchTrial], interrupted: li
         def on_trial_result(self, trial_id, result):
             pass
 
-    sampler = (optuna.samplers.RandomSampler(seed=search.seed) if search.algorithm == "random"
-               else optuna.samplers.TPESampler(seed=search.seed))
+    # a resumed search continues with its own stream of draws: seeded again with the seed
+    # alone, the sampler would draw the finished configurations first once more
+    seed = search.seed + len(finished)
+    sampler = (optuna.samplers.RandomSampler(seed=seed) if search.algorithm == "random"
+               else optuna.samplers.TPESampler(seed=seed))
     searcher = _Optuna(space=OptunaSearch.convert_search_space(tune_space(search)),
                        metric=OBJECTIVE, mode=search.mode,
                        sampler=sampler, points_to_evaluate=interrupted or None)
