@@ -182,7 +182,7 @@ def test_table_pairs_seeds_and_images_and_reads_psnr_y(tmp_path):
         assert (c.ci_low, c.ci_high) == pytest.approx(two_level_bootstrap_ci(d, PHOTOS))
     r = runner.invoke(app, ["table", str(root), "--metric", "psnr_y", "--format", "markdown"])
     assert r.exit_code == 0, r.output
-    assert "Y-PSNR@64" in r.output and "| Bicubic | — |  | 25.50 |" in r.output
+    assert "Y-PSNR@64" in r.output and "| Bicubic | input |  | 25.50 |" in r.output
 
 
 def test_results_without_per_image_files_fall_back_to_seeds(tmp_path):

@@ -77,3 +77,22 @@ def test_report_of_a_study_without_history_or_artifacts(tmp_path):
 def test_report_exit_2_without_results(tmp_path):
     res = runner.invoke(app, ["report", str(tmp_path), "--out", str(tmp_path / "out")])
     assert res.exit_code == 2 and "no results" in res.output
+
+
+def test_study_name_read_from_results_never_leads_outside_out(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    results = tmp_path / "deep" / "results"
+    make_study(results, "a", seeds=(0,), history=False, artifacts=False)
+    hostile = make_study(results, "b", seeds=(0,), history=False, artifacts=False, manifest=False)
+    for f in (hostile / "trials").glob("*.parquet"):  # a study column crafted to escape
+        t = pq.read_table(f)
+        i = t.column_names.index("study")
+        pq.write_table(t.set_column(i, "study", pa.array(["../../escape"] * t.num_rows)), f)
+    out = tmp_path / "deep" / "results" / "out"
+    res = runner.invoke(app, ["report", str(results), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    written = sorted(p for p in tmp_path.rglob("*") if p.suffix in (".png", ".html"))
+    assert written and all(p.parent == out for p in written), written
+    assert {p.name for p in written} >= {"a-psnr_vs_resolution.png", "b-psnr_vs_resolution.png"}

@@ -248,3 +248,85 @@ def test_previous_layout_whose_spec_no_longer_validates_falls_back_to_plan(tmp_p
     (t,) = load_tables(root)
     assert any("no longer validates" in n and "retired_key" in n for n in t.notes)
     assert math.isclose(t.rows[0].cells[32].mean, 25.0)  # Bicubic still computed
+
+
+@pytest.mark.parametrize("plan", ['null', '[]', '{"overrides": null}', '{"trials": null}',
+                                  '{"trials": [1]}', '{"study": ["x"]}'])
+def test_plan_json_of_the_wrong_shape_is_a_note_not_a_traceback(tmp_path, plan):
+    from typer.testing import CliRunner
+
+    from ablate.cli.app import app
+
+    root = tmp_path / "old"
+    (root / "trials").mkdir(parents=True)
+    (root / "plan.json").write_text(plan)
+    runner = CliRunner()
+    r = runner.invoke(app, ["status", str(root)])
+    assert r.exit_code == 0 and r.exception is None, (r.output, r.exception)
+    assert "plan.json" in r.output and "run the study again" in r.output, r.output
+
+
+@pytest.mark.parametrize("meta", ['[]', 'null', '{"trial_id": ["x"], "epoch": 1}',
+                                  '{"trial_id": "abc", "epoch": "one"}'])
+def test_checkpoint_meta_json_of_the_wrong_shape_is_ignored(tmp_path, meta):
+    from typer.testing import CliRunner
+
+    from ablate.cli.app import app
+
+    root = tmp_path / "s"
+    (root / "trials").mkdir(parents=True)
+    for d in (root / "checkpoints" / "abc", root / "ray" / "run-1" / "abc" / "checkpoint_000000"):
+        d.mkdir(parents=True)
+        (d / "meta.json").write_text(meta)
+        (d / "checkpoint.pt").write_bytes(b"x")
+    r = CliRunner().invoke(app, ["status", str(root)])
+    assert r.exit_code == 0 and r.exception is None, (r.output, r.exception)
+    assert "0 interrupted" in r.output, r.output
+
+
+CURRICULUM = """
+[[variant]]
+name = "curriculum"
+label = "Curriculum"
+jitter = { placement = "per_batch", std = 0.01 }
+multiscale = { mode = "random_res", resolutions = [16, 24, 32] }
+curriculum = { stages = [{ from_fraction = 0, resolutions = [16] },
+                         { from_fraction = 0.5, resolutions = [16, 24, 32] }] }
+"""
+
+
+def test_load_results_in_python_every_column_typed(tmp_path):
+    """A real study (trained here, local executor) read back with `ablate.load_results`;
+    the curriculum, written as fractions, switched at the epoch it resolved to."""
+    import ablate
+
+    study = write_tiny_study(tmp_path, name="py", seeds=(0,), epochs=2, extra=CURRICULUM)
+    out = tmp_path / "res"
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local"])
+    assert r.exit_code == 0, r.output
+    df = ablate.load_results(out / "py")
+    assert len(df) == 3 * 2  # 3 trials × eval at 16 and 32
+    for c in TRIAL_COLUMNS.names:
+        assert c in df.columns
+    assert str(df["seed"].dtype) == "Int64" and str(df["resolution"].dtype) == "Int64"
+    assert df["psnr"].dtype == np.float64 and df["verdict"].map(type).eq(str).all()
+    assert all(s == [32.0, 8.0] for s in df["sigmas"])
+    by = df.drop_duplicates("variant").set_index("variant")
+    assert by.loc["plain", "multiscale_mode"] == "off"
+    assert by.loc["multiscale", "multiscale_mode"] == "random_res"
+    assert by.loc["multiscale", "multiscale_resolutions"] == [16, 24, 32]
+    assert by.loc["curriculum", "curriculum_stages"] == [(1, [16]), (2, [16, 24, 32])]
+    assert by.loc["plain", "curriculum_stages"] == []
+    assert by.loc["plain", "model.dim"] == 16 and by.loc["plain", "train.lr"] == 2e-3
+    assert by.loc["multiscale", "train.jitter.std"] == 0.01
+    assert by.loc["plain", "data.input_size"] == 16
+    # the history shows the curriculum's switch at epoch 1 + ⌊0.5 · 2⌋ = 2
+    s = load_results(out, study="py")[0]
+    tid = by.loc["curriculum", "trial_id"]
+    h = s.history([tid]).sort_values("epoch")
+    assert list(h["resolutions"]) == ["16", "16,24,32"]
+    # columns=: only those, in that order; an unknown one names the available columns
+    sub = ablate.load_results(out, columns=["variant", "resolution", "psnr"])
+    assert list(sub.columns) == ["variant", "resolution", "psnr"] and len(sub) == 6
+    with pytest.raises(ValueError, match="no column 'psnrr'.*columns: study, trial_id"):
+        ablate.load_results(out, columns=["psnrr"])

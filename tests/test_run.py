@@ -186,6 +186,28 @@ def test_local_executor_and_lock(tmp_path):
     assert not list((out / "loc" / "running").iterdir())
 
 
+def test_run_only_some_variants(tmp_path):
+    study = write_tiny_study(tmp_path, name="part", seeds=(0,), epochs=1)
+    out = tmp_path / "res"
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local",
+                            "--variant", "multiscal"])
+    assert r.exit_code == 2 and "did you mean 'multiscale'" in r.output, r.output
+    assert "variants: plain, multiscale" in r.output
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local",
+                            "--variant", "multiscale"])
+    assert r.exit_code == 0, r.output
+    assert "1 trials of variant multiscale (of 2 in the study)" in r.output
+    [f] = trial_files(out / "part")
+    assert set(pd.read_parquet(f)["variant"]) == {"multiscale"}
+    # the manifest keeps the whole study: status counts the other variant as pending
+    r = runner.invoke(app, ["status", str(out / "part")])
+    assert "1/2 completed, 0 failed, 0 running, 0 interrupted, 1 pending" in r.output, r.output
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local",
+                            "--variant", "plain", "--variant", "multiscale"])
+    assert r.exit_code == 0 and "1 already completed, 1 to run" in r.output, r.output
+    assert len(trial_files(out / "part")) == 2
+
+
 def test_sigkill_mid_study_then_rerun_completes_each_trial_once(tmp_path, ray_address):
     study = write_tiny_study(tmp_path, name="killed", seeds=(0, 1), epochs=6)
     out = tmp_path / "res"
@@ -291,6 +313,14 @@ def test_running_from_its_start_then_ctrl_c_leaves_trials_interrupted(tmp_path, 
     text = log_path.read_text()
     assert rc == 130, text
     assert "interrupted" in text and "resume" in text
+    # the message counts the checkpoints that exist (one trial had finished an epoch)
+    from ablate.orchestrate.status import resume_points
+
+    points = resume_points(root)
+    assert any(points.values()), points
+    resumable = sorted(ep for ep in points.values() if ep)
+    assert f"{len(resumable)} resume" in text and \
+        f"(epoch {', '.join(map(str, resumable))})" in text, text
     assert not list(root.trials_dir.glob("*.parquet"))  # nothing recorded as failed
     r = runner.invoke(app, ["status", str(root.root)])
     assert r.exit_code == 0, r.output
@@ -298,3 +328,48 @@ def test_running_from_its_start_then_ctrl_c_leaves_trials_interrupted(tmp_path, 
     s = study_status(root)
     assert s.interrupted >= 1 and s.interrupted + s.pending == 2 and not s.active, s
     assert "interrupted" in r.output
+
+
+def test_a_refused_run_writes_nothing(tmp_path, ray_address):
+    study = write_tiny_study(tmp_path, name="kept", seeds=(0,), epochs=1)
+    out = tmp_path / "res"
+    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--executor", "local"])
+    assert r.exit_code == 0, r.output
+    root = out / "kept"
+
+    def snapshot():
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and p.name != ".run.lock"}
+
+    before = snapshot()
+    status_before = runner.invoke(app, ["status", str(root)]).output
+    refused = [  # each with a change that makes trials pending, so that the check is reached
+        ["--executor", "local", "--set", 'variant.plain.data.source="folder:no/such/dir"'],
+        ["--set", "train.epochs=2", "--address", "127.0.0.1:9"],
+        ["--set", "train.epochs=2", "--set", "resources.cpus_per_trial=64",
+         "--address", ray_address],
+        ["--set", "train.epochs=2", "--storage", "s3://bucket/x", "--address", ray_address],
+    ]
+    for extra in refused:
+        r = runner.invoke(app, ["run", str(study), "--results", str(out), *extra])
+        assert r.exit_code == 2, (extra, r.output)
+        assert snapshot() == before, extra
+    assert runner.invoke(app, ["status", str(root)]).output == status_before
+
+
+def test_leftovers_of_killed_processes_are_swept_by_the_next_run(tmp_path):
+    study = write_tiny_study(tmp_path, name="swept", seeds=(0,), epochs=1)
+    root = tmp_path / "res" / "swept"
+    left = [root / ".work" / "ablate-0123456789ab-x1" / "ckpt" / "checkpoint.pt",  # a worker's
+            root / "trials" / ".0123456789ab.parquet.4242.tmp",  # interrupted atomic writes
+            root / "checkpoints" / "0123456789ab" / ".checkpoint.pt.4242.tmp",
+            root / "artifacts" / ".0123456789ab.4242.old" / "spectra.parquet"]
+    for p in left:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"left by a SIGKILL")
+    r = runner.invoke(app, ["run", str(study), "--results", str(tmp_path / "res"),
+                            "--executor", "local"])
+    assert r.exit_code == 0, r.output
+    assert not [p for p in left if p.exists()]
+    assert not (root / ".work").exists() and not (root / "artifacts" / ".0123456789ab.4242.old").exists()
+    assert len(trial_files(root)) == 2

@@ -184,6 +184,24 @@ BAD_CASES = {
         'curriculum = {stages = [{from_epoch = 1, resolutions = [32]}, '
         '{from_epoch = 9, resolutions = [48]}]}\n',
         'variant[1] "v".curriculum.stages', "past the last epoch"),
+    "curriculum fraction and epoch": (
+        '[[variant]]\nname = "v"\nmultiscale = "random_res"\n'
+        'curriculum = {stages = [{from_fraction = 0, from_epoch = 1, resolutions = [32]}]}\n',
+        'variant[1] "v".curriculum.stages[0]', "not both"),
+    "curriculum mixed forms": (
+        '[[variant]]\nname = "v"\nmultiscale = "random_res"\n'
+        'curriculum = {stages = [{from_fraction = 0, resolutions = [32]}, '
+        '{from_epoch = 3, resolutions = [48]}]}\n',
+        'variant[1] "v".curriculum.stages', "same form"),
+    "curriculum fraction not below 1": (
+        '[[variant]]\nname = "v"\nmultiscale = "random_res"\n'
+        'curriculum = {stages = [{from_fraction = 0, resolutions = [32]}, '
+        '{from_fraction = 1, resolutions = [48]}]}\n',
+        'variant[1] "v".curriculum.stages', "must be < 1"),
+    "curriculum fraction first": (
+        '[[variant]]\nname = "v"\nmultiscale = "random_res"\n'
+        'curriculum = {stages = [{from_fraction = 0.1, resolutions = [32]}]}\n',
+        'variant[1] "v".curriculum.stages[1].from_fraction', "start at 0"),
     "empty axis": ('[grid]\nsigmas = []\n', "grid.sigmas", "non-empty"),
     "empty seeds": ('[study]\nseeds = []\n', "study.seeds", "must not be empty"),
     "non-integer seed": ('[study]\nseeds = [0, 1.5]\n', "study.seeds[1]", "expected an integer"),
@@ -229,7 +247,8 @@ def test_cli_validate_ok_and_plan_json(tmp_path):
     r2 = runner.invoke(app, ["plan", path, "--json"])
     assert r2.output == r.output  # deterministic
     r3 = runner.invoke(app, ["plan", path, "--json", "--set", "train.epochs=3"])
-    assert json.loads(r3.output)[0]["trial_id"] != plan[0]["trial_id"]
+    assert json.loads(r3.stdout)[0]["trial_id"] != plan[0]["trial_id"]  # JSON on stdout,
+    assert "note: " in r3.stderr and "scaled to train.epochs = 3" in r3.stderr  # notes apart
     r4 = runner.invoke(app, ["plan", path])
     assert r4.exit_code == 0 and plan[0]["trial_id"] in r4.output
 
@@ -285,3 +304,155 @@ def test_unreadable_inputs_exit_2(tmp_path):
     for path, fragment in ((d, "is a directory"), (binary, "cannot be read")):
         r = runner.invoke(app, ["validate", str(path)])
         assert r.exit_code == 2 and fragment in r.output and "Traceback" not in r.output
+
+
+# -- values that parse but cannot run (issue 13 §4, §10) ----------------------------------------
+
+
+@pytest.mark.parametrize("key", ["resources.cpus_per_trial", "train.lr",
+                                 "variant.a.jitter.std", "model.query_sigma",
+                                 "data.prescale", "resources.gpus_per_trial"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_nan_and_inf_are_refused_at_validation_with_the_key_path(tmp_path, key, value):
+    path = write(tmp_path, BASE)
+    r = runner.invoke(app, ["validate", path, "--set", f"{key}={value}"])
+    assert r.exit_code == 2, r.output
+    shown = key if not key.startswith("variant.a.") else "jitter.std"
+    assert shown in r.output and "finite" in r.output, r.output
+
+
+def test_seeds_must_fit_32_bits(tmp_path):
+    found = problems_of(tmp_path, BASE, ["study.seeds=[0, 18446744073709551615]"])
+    assert found[0][0] == "study.seeds[1]" and "4294967295" in found[0][1]
+    found = problems_of(tmp_path, BASE, ["study.seeds=[4294967296]"])
+    assert found[0][0] == "study.seeds[0]"
+    assert load_study(write(tmp_path, BASE), ["study.seeds=[4294967295]"]).study.seeds == (2 ** 32 - 1,)
+
+
+def test_names_with_a_trailing_newline_are_refused(tmp_path):
+    found = problems_of(tmp_path, BASE.replace('name = "t"', 'name = "t\\n"'))
+    assert found[0][0] == "study.name"
+    found = problems_of(tmp_path, BASE.replace('name = "a"', 'name = "a\\n"'))
+    assert any(k.endswith(".name") and k.startswith("variant[1]") for k, _ in found), found
+
+
+@pytest.mark.parametrize("key,value", [("model.dim", 10 ** 9), ("data.test_samples", 10 ** 11),
+                                       ("train.batch_size", 10 ** 9)])
+def test_sizes_that_cannot_fit_in_memory_are_refused_with_an_estimate(tmp_path, key, value):
+    path = write(tmp_path, BASE)
+    r = runner.invoke(app, ["validate", path, "--set", f"{key}={value}"])
+    assert r.exit_code == 2, r.output
+    assert f"{key}: a trial would need ≈ " in r.output and "more than any machine" in r.output
+    # the shipped studies are far below the limit
+    for study in STUDIES.glob("*.toml"):
+        assert runner.invoke(app, ["validate", str(study)]).exit_code == 0, study
+
+
+def test_empty_spec_is_refused_and_a_bom_is_accepted(tmp_path):
+    for text in ("", "\n  \n# only a comment\n"):
+        (tmp_path / "e.toml").write_text(text)
+        r = runner.invoke(app, ["validate", str(tmp_path / "e.toml")])
+        assert r.exit_code == 2 and "holds no keys" in r.output, r.output
+    (tmp_path / "bom.toml").write_bytes(b"\xef\xbb\xbf" + textwrap.dedent(BASE).encode())
+    r = runner.invoke(app, ["validate", str(tmp_path / "bom.toml")])
+    assert r.exit_code == 0, r.output
+
+
+def test_deeply_nested_toml_is_invalid_input_not_a_traceback(tmp_path):
+    (tmp_path / "deep.toml").write_text("[study]\nname = " + "[" * 5000 + "]" * 5000 + "\n")
+    r = runner.invoke(app, ["validate", str(tmp_path / "deep.toml")])
+    assert r.exit_code == 2 and "nested too deeply" in r.output, r.output
+    r = runner.invoke(app, ["validate", write(tmp_path, BASE), "--set",
+                            "train.lr=" + "[" * 5000 + "]" * 5000])
+    assert r.exit_code == 2 and "nested too deeply" in r.output, r.output
+
+
+# -- curriculum stages as fractions, and from_epoch stages under other epoch counts ---------------
+
+FRACTIONS = """
+[study]
+name = "f"
+[data]
+hr_size = 64
+eval_resolutions = [32, 64]
+[train]
+epochs = 8
+[[variant]]
+name = "epochs"
+multiscale = { mode = "random_res", resolutions = [32, 48, 64] }
+curriculum = { stages = [{ from_epoch = 1, resolutions = [32] },
+                         { from_epoch = 3, resolutions = [32, 48] },
+                         { from_epoch = 7, resolutions = [32, 48, 64] }] }
+[[variant]]
+name = "fractions"
+jitter = "per_batch"
+multiscale = { mode = "random_res", resolutions = [32, 48, 64] }
+curriculum = { stages = [{ from_fraction = 0, resolutions = [32] },
+                         { from_fraction = 0.25, resolutions = [32, 48] },
+                         { from_fraction = 0.75, resolutions = [32, 48, 64] }] }
+"""
+
+
+def _starts(trial):
+    return [(s.from_epoch, s.resolutions) for s in trial.train.curriculum.stages]
+
+
+def test_curriculum_fractions_resolve_to_epochs(tmp_path):
+    path = write(tmp_path, FRACTIONS)
+    ep, fr = expand(load_study(path))
+    want = [(1, (32,)), (3, (32, 48)), (7, (32, 48, 64))]
+    assert _starts(ep) == want and _starts(fr) == want  # 1 + ⌊f · 8⌋
+    assert fr.train.curriculum.stages[1].from_fraction is None  # resolved: epochs only
+    # same resolved curriculum → same trial id whichever form it was written in
+    one = FRACTIONS.split("[[variant]]")[0] + "[[variant]]" + FRACTIONS.split("[[variant]]")[2]
+    other = one.replace("from_fraction = 0.25", "from_epoch = 3").replace(
+        "from_fraction = 0.75", "from_epoch = 7").replace("from_fraction = 0", "from_epoch = 1")
+    assert "from_fraction" not in other
+    assert expand(load_study(write(tmp_path, one, "one.toml")))[0].trial_id == \
+        expand(load_study(write(tmp_path, other, "other.toml")))[0].trial_id == fr.trial_id
+    # fractions work at any epoch count, with no note when no stage merges
+    s = load_study(path, ["train.epochs=20"])
+    assert _starts(expand(s)[1]) == [(1, (32,)), (6, (32, 48)), (16, (32, 48, 64))]
+    # a round trip through the trial dict (Ray's config) keeps the id
+    t = expand(s)[1]
+    assert trial_from_dict(json.loads(json.dumps(trial_to_dict(t)))).trial_id == t.trial_id
+
+
+def test_from_epoch_stages_scale_with_overridden_epochs(tmp_path):
+    path = write(tmp_path, FRACTIONS)
+    base = expand(load_study(path))[0]
+    s = load_study(path, ["train.epochs=16"])
+    ep, fr = expand(s)
+    # from_epoch 1, 3, 7 of 8 epochs keep their share of 16: 1 + (N − 1) · 16 // 8
+    assert _starts(ep) == [(1, (32,)), (5, (32, 48)), (13, (32, 48, 64))]
+    assert _starts(fr) == [(1, (32,)), (5, (32, 48)), (13, (32, 48, 64))]
+    assert ep.trial_id != base.trial_id
+    assert len(s.notes) == 1 and 'variant "epochs"' in s.notes[0]
+    assert "written for 8 epochs" in s.notes[0] and "1, 5, 13" in s.notes[0]
+    # 2 epochs: the stages that land on one epoch merge, the later one used; a note says so
+    s2 = load_study(path, ["train.epochs=2"])
+    ep2, fr2 = expand(s2)
+    assert _starts(ep2) == [(1, (32, 48)), (2, (32, 48, 64))]  # starts 1, 1, 2
+    assert _starts(fr2) == [(1, (32, 48)), (2, (32, 48, 64))]
+    assert any("later one is used" in n for n in s2.notes)
+
+
+def test_shipped_studies_take_any_epoch_count_and_keep_their_ids():
+    for name in ("quickstart", "jitter_vs_multiscale", "jitter_vs_multiscale_cpu", "sigma_sweep",
+                 "locality"):
+        for epochs in (1, 2, 3):
+            trials = expand(load_study(STUDIES / f"{name}.toml", [f"train.epochs={epochs}"]))
+            assert all(t.train.epochs == epochs for t in trials)
+    # no override: the from_epoch stages as written (ids unchanged from before fractions)
+    j = expand(load_study(STUDIES / "jitter_vs_multiscale.toml"))
+    prog = next(t for t in j if t.variant == "progressive")
+    assert [s.from_epoch for s in prog.train.curriculum.stages] == [1, 11, 21, 31]
+    assert prog.train.curriculum.describe() == "1:32 11:32,48 21:32,48,64 31:32,48,64,96"
+    assert not load_study(STUDIES / "jitter_vs_multiscale.toml").notes
+
+
+def test_cli_prints_the_scaling_note(tmp_path):
+    r = runner.invoke(app, ["validate", str(STUDIES / "jitter_vs_multiscale.toml"),
+                            "--set", "train.epochs=2"])
+    assert r.exit_code == 0, r.output
+    assert 'note: variant "progressive"' in r.output and "written for 40 epochs" in r.output

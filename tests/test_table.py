@@ -282,7 +282,9 @@ def test_single_seed_says_no_interval_is_possible(tmp_path):
     assert c.n == 1 and c.ci_low is None and c.p is None and c.mark == ""
     text = render([t], "text")
     line = next(ln for ln in text.splitlines() if "Per-batch jitter" in ln)
-    assert "(n=1: no interval)" in line and "[" not in line
+    assert "no interval" not in line and "[" not in line  # said once, in the legend:
+    assert text.count("(n=1: no interval)") == 1
+    assert "p<0.05" not in text  # no significance mark appears, so none is explained
     assert any("no interval or significance test is possible" in n for n in t.notes)
     doc = json.loads(render([t], "json"))
     cell = doc["studies"][0]["rows"][2]["cells"][1]
@@ -375,3 +377,27 @@ def test_table_path_imports_no_heavy_modules(hand_dir):
                          timeout=60, cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout
+
+
+def test_text_table_fits_80_columns_and_explains_only_what_appears(tmp_path):
+    from rich.console import Console
+
+    from ablate.table.format import print_text
+
+    make_study(tmp_path, "narrow", history=False, artifacts=False)
+    (t,) = load_tables(tmp_path)
+    buf = io.StringIO()
+    print_text([t], Console(file=buf, width=80, color_system=None))
+    text = buf.getvalue()
+    body = text.split("mean ± std")[0]
+    assert max(len(ln) for ln in body.splitlines()) <= 80
+    # the compact layout: one line per row × resolution, whole numbers and intervals intact
+    assert re.search(r"Per-batch jitter\s+64\s+\d+\.\d\d ± \d\.\d\d\s+\+\d\.\d\d \[", text)
+    assert "…" not in body
+    # the wide layout where it fits, the same cells
+    wide = render([t], "text")
+    assert "PSNR@64" in wide and "PSNR@64" not in body
+    # bicubic at the input size is the input; the legend says so, and nothing is missing here
+    md = render([t], "markdown")
+    assert "| Bicubic | input |  |" in md and "Bicubic input: at the input size" in md
+    assert "no result" not in md and "(n = seeds when fewer)" not in md

@@ -22,6 +22,9 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def study_or_exit(path: str, sets: list[str] | None) -> Study:
     """Load and validate a study; on bad input print every problem and exit 2."""
     try:
-        return load_study(path, sets or [])
+        study = load_study(path, sets or [])
     except SpecError as e:
         fail(e.render())
+    for note in study.notes:
+        typer.echo(f"note: {note}", err=True)
+    return study

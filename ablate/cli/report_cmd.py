@@ -30,4 +30,10 @@ def report(
         index = write_report(dir, out, study=study, metric=metric.value, baseline=baseline)
     except (NoResults, UnknownBaseline, ValueError) as e:
         fail(f"ablate report: {e}")
+    except (FileExistsError, NotADirectoryError):
+        fail(f"ablate report: --out {out} (or a folder above it) is a file, not a folder; "
+             "give a folder")
+    except OSError as e:
+        fail(f"ablate report: --out {out}: cannot write there ({e.strerror}); give a folder "
+             "this user can write to")
     typer.echo(f"wrote {index}")

@@ -25,26 +25,34 @@ def run(
                                 "(default RESULTS/<study>/ray); on a multi-node cluster a path "
                                 "every node reaches."),
     device: str = typer.Option("auto", "--device", help="--executor local only: cpu | cuda | auto."),
+    variants: list[str] = typer.Option(None, "--variant", metavar="NAME", help="Run only this "
+                                       "variant's trials (repeatable); default: every variant."),
     sets: list[str] = SetOption,
 ) -> None:
-    """Run the whole study; skip trials already completed; resume interrupted ones.
+    """Run the whole study (or --variant NAME…); skip trials already completed; resume
+    interrupted ones.
 
     Exit 0 when every trial completed, 1 when some failed (listed), 2 on invalid input, 130
     when stopped by Ctrl-C (running trials keep their checkpoints; run again to resume).
     """
     from ablate.orchestrate.lock import StudyLocked
-    from ablate.orchestrate.preflight import RunError
+    from ablate.orchestrate.preflight import RunError, disk_full_message
+    from ablate.results.atomic import is_disk_full
     from ablate.orchestrate.run import run_study
 
     study = study_or_exit(study_file, sets)
     try:
         summary = run_study(study, results, executor=executor, address=address,
-                            max_concurrent=max_concurrent, storage=storage, device=device)
+                            max_concurrent=max_concurrent, storage=storage, device=device,
+                            variants=variants or ())
     except (RunError, StudyLocked) as e:
         fail(f"error: {e}")
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        fail(f"error: {disk_full_message(e)}", code=1)
     except KeyboardInterrupt:
-        typer.echo("interrupted: running trials keep their checkpoints; run the same command "
-                   "again to resume", err=True)
+        typer.echo(interrupted_message(results, study.name, storage), err=True)
         raise typer.Exit(130)
     n_run = summary.total - summary.skipped
     typer.echo(f"{study.name}: {len(summary.completed)}/{n_run} run now completed, "
@@ -54,9 +62,30 @@ def run(
     for tid, err in summary.failed.items():
         typer.echo(f"  FAILED {tid}: {err}", err=True)
     if summary.unfinished:
-        typer.echo(f"  interrupted: {len(summary.unfinished)} trials keep their checkpoints and "
-                   "resume on the next run of the same command", err=True)
+        typer.echo("  " + interrupted_message(results, study.name, storage), err=True)
     raise typer.Exit(summary.exit_code)
+
+
+def interrupted_message(results: str, study: str, storage: str | None) -> str:
+    """What a stopped run left, counted from the files: which trials resume from a
+    checkpoint (and from which epoch), which start over."""
+    from ablate.orchestrate.status import resume_points
+    from ablate.results.layout import StudyDir
+
+    points = resume_points(StudyDir.of(results, study), storage)
+    if not points:
+        return "interrupted before any trial started; run the same command again to start"
+    resumable = sorted(ep for ep in points.values() if ep)
+    over = len(points) - len(resumable)
+    parts = []
+    if resumable:
+        parts.append(f"{len(resumable)} resume{'s' if len(resumable) == 1 else ''} from "
+                     f"{'its checkpoint' if len(resumable) == 1 else 'their checkpoints'} "
+                     f"(epoch {', '.join(map(str, resumable))})")
+    if over:
+        parts.append(f"{over} had no epoch done and start{'s' if over == 1 else ''} over")
+    return (f"interrupted: {len(points)} trial{'s' if len(points) != 1 else ''} unfinished: "
+            + "; ".join(parts) + "; run the same command again to resume")
 
 
 def status(
@@ -82,6 +111,9 @@ def status(
                    f"[{d.root}]")
         if s.problem:
             typer.echo(f"  note: {s.problem}")
+        for tid in s.unreadable:
+            typer.echo(f"  unreadable  {tid} {s.labels.get(tid, '')}: its trial file does not "
+                       "read; counted pending, the next `ablate run` runs it again")
         for tid, ep in s.in_progress.items():
             what = "running" if s.active else "interrupted"
             done = f"epoch {ep} done" if ep else "started, no epoch done yet"

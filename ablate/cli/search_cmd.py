@@ -42,6 +42,13 @@ def search(
         summary = run_search(study, results, address=address, confirm=confirm)
     except (RunError, StudyLocked) as e:
         fail(f"error: {e}")
+    except OSError as e:
+        from ablate.orchestrate.preflight import disk_full_message
+        from ablate.results.atomic import is_disk_full
+
+        if not is_disk_full(e):
+            raise
+        fail(f"error: {disk_full_message(e)}", code=1)
     except KeyboardInterrupt:
         typer.echo("interrupted: run the same command again to resume the search", err=True)
         raise typer.Exit(130)

@@ -29,7 +29,8 @@ def trial(
     `ablate run` of the study is going on; 130 on Ctrl-C.
     """
     from ablate.orchestrate.lock import StudyLocked
-    from ablate.orchestrate.preflight import RunError
+    from ablate.orchestrate.preflight import RunError, disk_full_message
+    from ablate.results.atomic import is_disk_full
     from ablate.orchestrate.run import run_one
 
     study = study_or_exit(study_file, sets)
@@ -49,6 +50,10 @@ def trial(
                        on_start=on_start, on_epoch=on_epoch, log=lambda m: typer.echo("  " + m))
     except (RunError, StudyLocked) as e:
         fail(f"error: {e}")
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        fail(f"error: {disk_full_message(e)}", code=1)
     except KeyboardInterrupt:
         typer.echo("interrupted: the trial keeps its checkpoint; run the same command again to "
                    "resume", err=True)

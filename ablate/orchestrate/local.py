@@ -21,8 +21,9 @@ def run_local(trials: list[TrialConfig], study_dir: StudyDir, progress: Progress
             mark_running(study_dir, cfg, r.epoch)
             progress.epoch(cfg, r.epoch, r.loss, r.quick_psnr, r.img_per_s)
 
-        ok, rows = record_trial(cfg, study_dir, device=device, on_epoch=on_epoch)
+        ok, rows = record_trial(cfg, study_dir, device=device, on_epoch=on_epoch,
+                                log=lambda m: progress.note(m) if m.startswith("warning") else None)
         if not ok:
             failures[cfg.trial_id] = rows[0]["error"]
-        progress.finish(cfg, ok, "" if ok else rows[0]["error"])
+        progress.finish(cfg, ok, "" if ok else rows[0]["error"], rows=rows)
     return failures

@@ -15,6 +15,30 @@ class RunError(RuntimeError):
     """Bad input or an environment problem found before any trial ran (exit 2)."""
 
 
+def check_results(root: Path, option: str = "--results") -> None:
+    """The study folder `root` can be created and written (RunError naming `option` otherwise);
+    a probe file is created and removed."""
+    import tempfile
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".probe-"):
+            pass
+    except (FileExistsError, NotADirectoryError):
+        raise RunError(f"{option}: {root} (or a folder above it) is a file, not a folder; give "
+                       "a folder") from None
+    except OSError as e:
+        raise RunError(f"{option}: cannot write to {root} ({e.strerror or e}); give a folder "
+                       "this user can write to") from None
+
+
+def disk_full_message(e: OSError) -> str:
+    where = f" while writing {e.path}" if getattr(e, "path", None) else ""
+    return (f"no space left on the device{where}. Finished trials are kept and nothing is "
+            "half-written; free some space (or use --results on another disk) and run the "
+            "same command again: interrupted trials resume from their checkpoints")
+
+
 def check_device(device: str) -> None:
     from ablate.train.trial import TrialFailed, resolve_device
 

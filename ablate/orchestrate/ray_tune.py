@@ -40,8 +40,8 @@ from ray import tune
 
 from ablate.orchestrate.preflight import RunError
 from ablate.orchestrate.progress import Progress
-from ablate.orchestrate.study_files import latest_checkpoints, mark_running
-from ablate.results.atomic import atomic_write_text
+from ablate.orchestrate.study_files import all_checkpoints, mark_running
+from ablate.results.atomic import DiskFull, atomic_write_text, is_disk_full
 from ablate.results.commit import Outcome, commit, stage_failure
 from ablate.results.layout import CHECKPOINT_FILE, CHECKPOINT_META, StudyDir, TrialFiles
 from ablate.spec.config import ResourcesConfig, TrialConfig
@@ -106,14 +106,39 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Cluster:
         else:
             # worker stdout stays in Ray's logs (and the dashboard): trial errors reach the
             # user through Tune's error files, progress through ablate's own lines
-            ctx = ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                           logging_level="WARNING", log_to_driver=False)
+            ctx = _init_loopback(ray, num_cpus)
             started = True
         url = getattr(ctx, "dashboard_url", "") or ""
     res = ray.cluster_resources()
     return Cluster(address=address or "", cpus=res.get("CPU", 0.0), gpus=res.get("GPU", 0.0),
                    dashboard_url=url and (url if url.startswith("http") else f"http://{url}"),
                    started_here=started)
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def _init_loopback(ray, num_cpus: int | None):
+    """A new embedded local Ray whose every port (GCS, raylet, object manager, workers,
+    dashboard and its agents, metrics) listens on 127.0.0.1 only.
+
+    Ray's gRPC servers listen on all interfaces unless the node IP is the loopback address, and
+    `ray.init(_node_ip_address="127.0.0.1")` alone is replaced by the machine's address
+    (`services.resolve_ip_for_localhost`) unless "Ray clusters" are disabled, which is what
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 does (read by `ray_constants` at import: set here for
+    the processes Ray starts, and on the imported module for this one). `address="local"`:
+    always a new instance, never a `ray start` cluster found on this machine."""
+    from ray._private import ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        return ray.init(address="local", num_cpus=num_cpus, _node_ip_address=LOOPBACK,
+                        include_dashboard=True, dashboard_host=LOOPBACK,
+                        logging_level="WARNING", log_to_driver=False)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
 
 
 def trial_resources(res: ResourcesConfig, cluster: Cluster, note) -> tuple[float, float]:
@@ -160,28 +185,45 @@ def train_job(job: dict, final_metrics=lambda result: {}) -> None:
     from ablate.train.trial import run_trial
 
     cfg = trial_from_dict(job["trial"])
-    work = Path(tempfile.mkdtemp(prefix=f"ablate-{cfg.trial_id}-"))
+    # the work folder lives in the study (swept by the next run if a kill leaves it behind);
+    # in the system's temporary folder only where the study's folder is not on this node
     try:
-        resume = None
-        checkpoint = tune.get_checkpoint()  # Tune retrying this trial in this run
+        root = Path(job.get("work_root") or tempfile.gettempdir())
+        root.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"ablate-{cfg.trial_id}-", dir=root))
+    except OSError:
+        work = Path(tempfile.mkdtemp(prefix=f"ablate-{cfg.trial_id}-"))
+    try:
+        # checkpoints to resume from, newest first: Tune's (retrying this trial in this run),
+        # then an earlier run's; one that does not load is set aside and the next one tried
+        resume: list[Path] = []
+        checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
-            resume = Path(checkpoint.to_directory(str(work / "resume")))
-        elif job.get("resume_from"):  # an earlier run's latest checkpoint
-            resume = Path(job["resume_from"])
+            if getattr(checkpoint.filesystem, "type_name", "") == "local":
+                resume.append(Path(checkpoint.path))  # set aside in place if it does not load
+            else:
+                resume.append(Path(checkpoint.to_directory(str(work / "resume"))))
+        resume += [Path(p) for p in job.get("resume_from") or []]
         ckpt_dir = work / "ckpt"
+        warnings_: list[str] = []  # reach the driver with the next report
+
+        def log(message: str) -> None:
+            if message.startswith("warning"):
+                warnings_.append(message)
 
         def on_epoch(report, saved):  # `saved`: the epoch checkpoint directory
-            tune.report({**report.metrics(), "final": False},
+            tune.report({**report.metrics(), "final": False, "warning": "\n".join(warnings_)},
                         checkpoint=tune.Checkpoint.from_directory(str(saved)))
+            warnings_.clear()
 
         result = run_trial(cfg, device=job["device"], checkpoint_dir=ckpt_dir,
-                           resume_from=resume, on_epoch=on_epoch)
+                           resume_from=resume, on_epoch=on_epoch, log=log)
         # the final checkpoint: the training state (a later run resumes from the end rather
         # than train again if the driver stops before committing) and the staged result files
         final = work / "final"
         final.mkdir()
-        for source in (ckpt_dir, resume):
-            if source is not None and (Path(source) / CHECKPOINT_FILE).is_file():
+        for source in (ckpt_dir, *resume):
+            if (Path(source) / CHECKPOINT_FILE).is_file():
                 shutil.copy(Path(source) / CHECKPOINT_FILE, final / CHECKPOINT_FILE)
                 break
         stage_result(final, result)
@@ -189,7 +231,8 @@ def train_job(job: dict, final_metrics=lambda result: {}) -> None:
         atomic_write_text(final / CHECKPOINT_META, json.dumps(
             {"trial_id": cfg.trial_id, "epoch": epochs, "device": result.rows[0]["device"],
              "final": True}))
-        tune.report({"final": True, "epoch": epochs, **final_metrics(result)},
+        tune.report({"final": True, "epoch": epochs, "warning": "\n".join(warnings_),
+                     **final_metrics(result)},
                     checkpoint=tune.Checkpoint.from_directory(str(final)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -232,6 +275,8 @@ class _Recorder(tune.Callback):
         self.progress.start(cfg)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        for line in filter(None, str(result.get("warning") or "").split("\n")):
+            self.progress.note(line)
         if not result.get("final"):
             cfg = self._cfg(trial)
             mark_running(self.study_dir, cfg, int(result["epoch"]))
@@ -250,11 +295,20 @@ class _Recorder(tune.Callback):
         with trial.checkpoint.as_directory() as d:  # the worker's staged files
             commit(self.study_dir, Outcome(cfg.trial_id, TrialFiles(Path(d))))
         self.completed.add(cfg.trial_id)
-        self.progress.finish(cfg, True)
+        try:  # its final figures for the live view, from the file just committed
+            import pyarrow.parquet as pq
+
+            rows = pq.read_table(self.study_dir.trial(cfg.trial_id),
+                                 columns=["resolution", "psnr", "verdict"]).to_pylist()
+        except Exception:  # noqa: BLE001 — the view only; the file is the record
+            rows = []
+        self.progress.finish(cfg, True, rows=rows)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         cfg = self._cfg(trial)
         error = _error_text(trial)
+        if "No space left on device" in error or "DiskFull" in error:
+            raise DiskFull(self.study_dir.root)  # not the trial's fault: stop, resume later
         with tempfile.TemporaryDirectory(prefix=self.study_dir.staging_prefix(cfg.trial_id),
                                          dir=self.study_dir.root) as tmp:
             if trial.checkpoint is not None:  # the epochs it did finish, as the local path keeps
@@ -268,27 +322,35 @@ class _Recorder(tune.Callback):
         self.progress.finish(cfg, False, error)
 
 
-def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: ResourcesConfig,
-            cluster: Cluster, progress: Progress, *, storage: str | None = None,
-            max_concurrent: int = 0) -> tuple[dict[str, str], set[str]]:
-    """Run `pending` as one Tune experiment. Returns (failures: id → error, completed ids)."""
-    cpus, gpus = trial_resources(resources, cluster, progress.note)
-    device = "cuda" if gpus > 0 else "cpu"
+def check_storage(storage: str | None) -> None:
+    """--storage must be a mounted directory (RunError otherwise)."""
     if storage and "://" in storage:
         raise RunError(f"--storage {storage!r}: filesystem URIs are not supported yet (resuming "
                        "across runs lists checkpoints on a mounted path); give a directory every "
                        "node mounts, e.g. an NFS path")
+
+
+def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: ResourcesConfig,
+            cluster: Cluster, progress: Progress, *, storage: str | None = None,
+            max_concurrent: int = 0,
+            trial_res: tuple[float, float] | None = None) -> tuple[dict[str, str], set[str]]:
+    """Run `pending` as one Tune experiment. Returns (failures: id → error, completed ids).
+    `trial_res`: (cpus, gpus) per trial when already checked (`trial_resources`)."""
+    cpus, gpus = trial_res or trial_resources(resources, cluster, progress.note)
+    device = "cuda" if gpus > 0 else "cpu"
+    check_storage(storage)
     storage_path = Path(storage) if storage else study_dir.ray_storage
     storage_path = storage_path.resolve()
-    previous = latest_checkpoints(storage_path) if storage_path.exists() else {}
+    previous = all_checkpoints(storage_path) if storage_path.exists() else {}
     jobs = []
     for cfg in pending:
-        resume = previous.get(cfg.trial_id)
+        resume = previous.get(cfg.trial_id, [])
         if resume:
             progress.note(f"resuming {cfg.variant} seed {cfg.seed} ({cfg.trial_id}) from epoch "
-                          f"{resume[0]}")
+                          f"{resume[0][0]}")
         jobs.append({"trial": trial_to_dict(cfg), "device": device,
-                     "resume_from": str(resume[1]) if resume else ""})
+                     "work_root": str(study_dir.work_dir.resolve()),
+                     "resume_from": [str(d) for _, d in resume]})
     by_tid = {cfg.trial_id: cfg for cfg in pending}
     failures: dict[str, str] = {}
     completed: set[str] = set()
@@ -322,6 +384,14 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tuner.fit()
+    except Exception as e:  # a full disk, wherever Tune met it: one clear error (DiskFull)
+        seen, cause = set(), e
+        while cause is not None and id(cause) not in seen:
+            if is_disk_full(cause):
+                raise DiskFull(getattr(cause, "path", None) or study_dir.root) from e
+            seen.add(id(cause))
+            cause = cause.__cause__ or cause.__context__
+        raise
     finally:
         tune_log.setLevel(level)
     return failures, completed

@@ -5,8 +5,8 @@ Checkpoints go to <study>/checkpoints/<trial_id>/ (the latest epoch only); a tri
 one there resumes from it. The trial's files are staged in a temporary folder of the study and
 committed with `ablate.results.commit.commit`, the function the Ray driver uses too. A failure
 is committed as `status = failed` rows with the error (and the history of the epochs it
-finished), never lost; Ctrl-C is not a failure: it propagates, and the trial stays
-interrupted.
+finished), never lost; Ctrl-C is not a failure, nor is a full disk (`DiskFull`): both
+propagate, and the trial stays interrupted.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from ablate.results.atomic import DiskFull, is_disk_full
 from ablate.results.commit import Outcome, commit, stage, stage_failure
 from ablate.results.layout import CHECKPOINT_FILE, StudyDir
 from ablate.spec.config import TrialConfig
@@ -55,6 +56,8 @@ def record_trial(cfg: TrialConfig, study_dir: StudyDir, *, device: str = "auto",
         except KeyboardInterrupt:
             raise
         except Exception as e:  # recorded, with the traceback's last line kept in the message
+            if is_disk_full(e):  # not the trial's fault: the run stops, the trial resumes later
+                raise e if isinstance(e, DiskFull) else DiskFull(cdir, e) from e
             error = f"{type(e).__name__}: {e}"
             log("trial failed: " + error)
             log("".join(traceback.format_exception(e)).rstrip())

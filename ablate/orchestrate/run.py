@@ -3,7 +3,8 @@
     summary = run_study(study, results="results", executor=Executor.ray)
     one = run_one(study, variant="plain", seed=0, results="results", device="cpu")
 
-Steps of `run_study`: lock the study directory; write its manifest (results/manifest.py: the
+Steps of `run_study`: lock the study directory; check everything (data paths, the Ray
+address, storage and resources) before writing anything; write its manifest (results/manifest.py: the
 resolved study and this run's trials, which `ablate status` and `ablate table` read) and a
 copy of the spec; drop every trial that already has a completed row; run the rest on the
 chosen executor; report failures. Interrupted trials resume from their latest checkpoint on
@@ -18,7 +19,7 @@ from typing import Callable
 
 from ablate.orchestrate.executor import Executor
 from ablate.orchestrate.lock import StudyLock
-from ablate.orchestrate.preflight import RunError, check_data, check_device
+from ablate.orchestrate.preflight import RunError, check_data, check_device, check_results
 from ablate.orchestrate.progress import Progress
 from ablate.orchestrate.study_files import clear_stale, completed_ids
 from ablate.results.atomic import atomic_copy
@@ -57,27 +58,43 @@ def start_study(study_dir: StudyDir, study: Study, trials: list[TrialConfig]) ->
 def run_study(study: Study, results: str | Path = "results", *,
               executor: Executor | str = Executor.ray, address: str | None = None,
               max_concurrent: int = 0, storage: str | None = None, device: str = "auto",
-              progress_stream=None, live: bool | None = None, on_connect=None) -> RunSummary:
-    """Run every trial of `study` that has no completed row under RESULTS/<study>/."""
+              progress_stream=None, live: bool | None = None, on_connect=None,
+              variants: list[str] | tuple[str, ...] = ()) -> RunSummary:
+    """Run every trial of `study` (of `variants` only, when given) that has no completed row
+    under RESULTS/<study>/. The manifest lists the whole study either way, so the table and
+    `ablate status` count the other variants' trials as not run yet."""
     try:
         executor = Executor(executor)
     except ValueError:
         raise RunError(f"--executor {executor!r}: expected "
                        + " or ".join(e.value for e in Executor)) from None
     study_dir = StudyDir.of(results, study.name)
-    trials = expand(study)
+    all_trials = expand(study)
+    trials = [t for t in all_trials if t.variant in select_variants(study, variants)]
     if executor is Executor.local:
         check_device(device)
+    check_results(study_dir.root)
     with StudyLock(study_dir):
-        start_study(study_dir, study, trials)
         done = completed_ids(study_dir)
         pending = [t for t in trials if t.trial_id not in done]
+        # every check before anything is written: a refused run leaves the study as it was
         check_data(pending)
+        cluster, trial_res, notes = None, None, []
+        if executor is Executor.ray and pending:
+            from ablate.orchestrate.ray_tune import check_storage, connect, trial_resources
+
+            check_storage(storage)
+            cluster = connect(address)
+            trial_res = trial_resources(study.resources, cluster, notes.append)
+        start_study(study_dir, study, all_trials)  # the manifest lists the whole study
         summary = RunSummary(study_root=study_dir.root, total=len(trials),
                              skipped=len(trials) - len(pending))
         with Progress(total=len(pending), skipped=summary.skipped, stream=progress_stream,
-                      live=live) as progress:
-            progress.note(f"{study.name}: {len(trials)} trials, {summary.skipped} already "
+                      live=live, trials=pending) as progress:
+            only = (f" of variant{'s' if len(set(variants)) > 1 else ''} "
+                    f"{', '.join(dict.fromkeys(variants))} (of {len(all_trials)} in the study)"
+                    if variants else "")
+            progress.note(f"{study.name}: {len(trials)} trials{only}, {summary.skipped} already "
                           f"completed, {len(pending)} to run ({executor.value}) → {study_dir.root}")
             if not pending:
                 return summary
@@ -86,9 +103,8 @@ def run_study(study: Study, results: str | Path = "results", *,
 
                 summary.failed = run_local(pending, study_dir, progress, device=device)
             else:
-                from ablate.orchestrate.ray_tune import connect, run_ray
+                from ablate.orchestrate.ray_tune import run_ray
 
-                cluster = connect(address)
                 if on_connect:
                     on_connect(cluster)
                 progress.note(
@@ -97,14 +113,29 @@ def run_study(study: Study, results: str | Path = "results", *,
                     + (f"; dashboard {cluster.dashboard_url} (token auth on: the token is in "
                        "~/.ray/auth_token, or run `ray get-auth-token`)"
                        if cluster.dashboard_url else ""))
+                for note in notes:
+                    progress.note(note)
                 summary.failed, _ = run_ray(pending, study_dir, study.resources, cluster,
                                             progress, storage=storage,
-                                            max_concurrent=max_concurrent)
+                                            max_concurrent=max_concurrent, trial_res=trial_res)
             finished = completed_ids(study_dir)
         summary.completed = [t.trial_id for t in pending if t.trial_id in finished]
         summary.unfinished = [t.trial_id for t in pending
                               if t.trial_id not in finished and t.trial_id not in summary.failed]
         return summary
+
+
+def select_variants(study: Study, names) -> set[str]:
+    """The variant names to run: `names` (every variant when empty); RunError naming the
+    study's variants for a name it does not have."""
+    known = [v.name for v in study.variants]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        from ablate.spec.convert import suggest
+
+        raise RunError(f"{study.path}: no variant {unknown[0]!r}{suggest(unknown[0], known)}; "
+                       f"variants: {', '.join(known)}")
+    return set(names) if names else set(known)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,6 +186,7 @@ def run_one(study: Study, variant: str, seed: int, *, results: str | Path = "res
     check_device(device)
     check_data([cfg])
     study_dir = StudyDir.of(results, study.name)
+    check_results(study_dir.root)
     with StudyLock(study_dir):  # not beside an `ablate run` of the same study
         start_study(study_dir, study, expand(study))
         mark_running(study_dir, cfg)

@@ -39,10 +39,10 @@ from pathlib import Path
 from ray import tune
 
 from ablate.orchestrate.lock import StudyLock
-from ablate.orchestrate.preflight import RunError, check_data
+from ablate.orchestrate.preflight import RunError, check_data, check_results
 from ablate.orchestrate.progress import Progress
 from ablate.orchestrate.ray_tune import _Recorder, connect, run_ray, trial_resources
-from ablate.orchestrate.study_files import latest_checkpoints
+from ablate.orchestrate.study_files import all_checkpoints
 from ablate.results.atomic import atomic_write_text
 from ablate.results.layout import StudyDir
 from ablate.results.search import (SearchRecord, SearchTrial, confirm_path, rank,
@@ -88,7 +88,8 @@ class _Context:
     search: SearchConfig
     device: str
     known: dict  # trial_id → recorded objective (NaN: stopped, failed or no value)
-    resume: dict  # trial_id → an earlier run's latest checkpoint directory
+    resume: dict  # trial_id → earlier runs' checkpoint directories, newest first
+    work_root: str  # the study's work folder (swept by the next run)
 
 
 def trial_of(study: Study, search: SearchConfig, params: dict) -> TrialConfig:
@@ -117,8 +118,8 @@ def _search_trainable(config: dict, ctx: _Context) -> None:
         tune.report({"final": True, "reused": True, "epoch": 0,
                      OBJECTIVE: None if math.isnan(value) else value})
         return
-    job = {"trial": trial_to_dict(cfg), "device": ctx.device,
-           "resume_from": ctx.resume.get(cfg.trial_id, "")}
+    job = {"trial": trial_to_dict(cfg), "device": ctx.device, "work_root": ctx.work_root,
+           "resume_from": list(ctx.resume.get(cfg.trial_id, []))}
 
     def final(result):
         value = objective_of(ctx.search, result.rows)
@@ -231,23 +232,26 @@ def run_search(study: Study, results: str | Path = "results", *, address: str | 
         raise RunError(f"{study.path}: no [search] table; add one (README, \"Searching\") to "
                        "say what to optimise over which keys")
     study_dir = StudyDir.of(results, study.name)
+    check_results(study_dir.root)
     with StudyLock(study_dir):
-        start_study(study_dir, study, expand(study))
-        write_record(study_dir, record_of(search))
         finished = [t for t in search_trials(study_dir, search)]
         summary = SearchSummary(study_dir.root, search.name, search.num_samples, len(finished))
         remaining = max(0, search.num_samples - len(finished))
+        # every check before anything is written: a refused search leaves the study as it was
+        cluster = None
+        if remaining:
+            check_data([sampled_trial(study, search, _first_point(search))])
+            cluster = connect(address)
+            trial_resources(study.resources, cluster, lambda note: None)
+        start_study(study_dir, study, expand(study))
+        write_record(study_dir, record_of(search))
         with Progress(total=remaining, skipped=len(finished), stream=progress_stream,
                       live=live) as progress:
             progress.note(f"{study.name}: search {search.name!r} ({search.algorithm}, "
                           f"{search.metric} at {search.resolution}, {search.mode}), "
                           f"{len(finished)}/{search.num_samples} sampled trials finished, "
                           f"{remaining} to run → {study_dir.root}")
-            cluster = None
             if remaining:
-                first = sampled_trial(study, search, _first_point(search))
-                check_data([first])
-                cluster = connect(address)
                 summary.ran, summary.failed, summary.interrupted = _tune(
                     study, search, study_dir, cluster, progress, finished, remaining)
             summary.trials = rank(search, search_trials(study_dir, search))
@@ -285,7 +289,7 @@ def _tune(study: Study, search: SearchConfig, study_dir: StudyDir, cluster, prog
     cpus, gpus = trial_resources(study.resources, cluster, progress.note)
     device = "cuda" if gpus > 0 else "cpu"
     storage = study_dir.ray_storage.resolve()
-    checkpoints = latest_checkpoints(storage) if storage.exists() else {}
+    checkpoints = all_checkpoints(storage) if storage.exists() else {}
     done_ids = {t.trial_id for t in finished}
     interrupted = _interrupted_points(storage, search, done_ids, checkpoints)
     if interrupted:
@@ -296,7 +300,8 @@ def _tune(study: Study, search: SearchConfig, study_dir: StudyDir, cluster, prog
     scheduler = _asha(search, study.train.epochs, record) if search.scheduler == "asha" else None
     ctx = _Context(study, search, device,
                    known={t.trial_id: t.value for t in finished},
-                   resume={tid: str(path) for tid, (_, path) in checkpoints.items()})
+                   resume={tid: [str(d) for _, d in found] for tid, found in checkpoints.items()},
+                   work_root=str(study_dir.work_dir.resolve()))
     failures: dict[str, str] = {}
     completed: set[str] = set()
     recorder = _SearchRecorder(study, search, record, {}, study_dir, progress, failures,
@@ -332,6 +337,16 @@ def _tune(study: Study, search: SearchConfig, study_dir: StudyDir, cluster, prog
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tuner.fit()
+    except Exception as e:  # a full disk, wherever Tune met it: one clear error (DiskFull)
+        from ablate.results.atomic import DiskFull, is_disk_full
+
+        seen, cause = set(), e
+        while cause is not None and id(cause) not in seen:
+            if is_disk_full(cause):
+                raise DiskFull(getattr(cause, "path", None) or study_dir.root) from e
+            seen.add(id(cause))
+            cause = cause.__cause__ or cause.__context__
+        raise
     finally:
         tune_log.setLevel(level)
     return len(recorder.started), failures, bool(recorder.started - recorder.ended)

@@ -32,6 +32,8 @@ class StudyStatus:
     in_progress: dict[str, int] = field(default_factory=dict)  # trial_id → last epoch done
     labels: dict[str, str] = field(default_factory=dict)  # trial_id → "variant seed s"
     problem: str = ""  # why the trial list comes from the trial files alone
+    unreadable: list[str] = field(default_factory=list)  # trial files that do not read (the
+    #   trials count as pending: the next run runs them again)
 
 
 def checkpoint_epochs(study_dir: StudyDir) -> dict[str, int]:
@@ -44,8 +46,23 @@ def checkpoint_epochs(study_dir: StudyDir) -> dict[str, int]:
     return out
 
 
+def resume_points(study_dir: StudyDir, storage: str | Path | None = None) -> dict[str, int]:
+    """Trials a stopped run left unfinished (started, no trial file) → the epoch of their
+    latest checkpoint (0: none yet, the trial starts over). `storage`: Ray's storage path when
+    it is not the study's own (`ablate run --storage`)."""
+    epochs = checkpoint_epochs(study_dir)
+    if storage is not None and Path(storage).resolve() != study_dir.ray_storage.resolve() \
+            and Path(storage).exists():
+        for tid, (epoch, _) in latest_checkpoints(Path(storage)).items():
+            epochs[tid] = max(epochs.get(tid, 0), epoch)
+    done = trial_statuses(study_dir)
+    return {tid: epochs.get(tid, 0) for tid in running_markers(study_dir) if tid not in done}
+
+
 def study_status(study_dir: StudyDir) -> StudyStatus:
-    statuses = trial_statuses(study_dir)
+    every = trial_statuses(study_dir)
+    statuses = {tid: st for tid, st in every.items() if st != "unreadable"}
+    unreadable = sorted(set(every) - set(statuses))
     problem = ""
     try:
         manifest = study_manifest(study_dir)
@@ -72,4 +89,5 @@ def study_status(study_dir: StudyDir) -> StudyStatus:
                        total=len(planned), completed=completed, failed=failed, running=running,
                        interrupted=interrupted,
                        pending=len(planned) - completed - failed - running - interrupted,
-                       active=active, in_progress=in_progress, labels=labels, problem=problem)
+                       active=active, in_progress=in_progress, labels=labels, problem=problem,
+                       unreadable=unreadable)

@@ -14,44 +14,43 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from ablate.results.atomic import atomic_write_text
+from ablate.results.trial_file import read_trial_file
 from ablate.results.layout import CHECKPOINT_FILE, RAY_CHECKPOINTS, STAGING_PREFIX, StudyDir
 from ablate.spec.config import TrialConfig
 
 
 def trial_statuses(study_dir: StudyDir) -> dict[str, str]:
-    """trial_id → 'completed' | 'failed' from trials/*.parquet (unreadable files skipped)."""
-    out = {}
-    for f in sorted(study_dir.trials_dir.glob("*.parquet")):
-        try:
-            statuses = pq.read_table(f, columns=["status"]).column("status").to_pylist()
-        except Exception:  # a foreign or damaged file: treated as not done, rewritten later
-            continue
-        out[f.stem] = "completed" if statuses and all(s == "completed" for s in statuses) else "failed"
-    return out
+    """trial_id → 'completed' | 'failed' | 'unreadable' from trials/*.parquet, by the one rule
+    of results/trial_file.py (an unreadable file's trial is run again)."""
+    return {f.stem: read_trial_file(f).state
+            for f in sorted(study_dir.trials_dir.glob("*.parquet"))}
 
 
 def completed_ids(study_dir: StudyDir) -> set[str]:
     return {tid for tid, s in trial_statuses(study_dir).items() if s == "completed"}
 
 
-def latest_checkpoints(root: Path, pattern: str = RAY_CHECKPOINTS) -> dict[str, tuple[int, Path]]:
-    """trial_id → (epoch, directory) of the newest complete checkpoint under `root`
-    (`pattern`: a glob of meta.json files, results/layout.py)."""
-    out: dict[str, tuple[int, Path]] = {}
+def all_checkpoints(root: Path, pattern: str = RAY_CHECKPOINTS) -> dict[str, list[tuple[int, Path]]]:
+    """trial_id → [(epoch, directory), …] of every complete checkpoint under `root`, newest
+    first (`pattern`: a glob of meta.json files, results/layout.py). A meta.json that does not
+    read as {"trial_id": str, "epoch": int} is ignored."""
+    out: dict[str, list[tuple[int, Path]]] = {}
     for meta in Path(root).glob(pattern):
         try:
             m = json.loads(meta.read_text())
-        except (OSError, ValueError):
+            tid, epoch = m.get("trial_id"), int(m.get("epoch") or 0)
+        except (OSError, ValueError, AttributeError, TypeError):
             continue
-        if not (meta.parent / CHECKPOINT_FILE).is_file():
+        if not isinstance(tid, str) or not tid or not (meta.parent / CHECKPOINT_FILE).is_file():
             continue
-        tid, epoch = m.get("trial_id"), int(m.get("epoch") or 0)
-        if tid and (tid not in out or epoch > out[tid][0]):
-            out[tid] = (epoch, meta.parent)
-    return out
+        out.setdefault(tid, []).append((epoch, meta.parent))
+    return {tid: sorted(found, key=lambda x: (-x[0], str(x[1]))) for tid, found in out.items()}
+
+
+def latest_checkpoints(root: Path, pattern: str = RAY_CHECKPOINTS) -> dict[str, tuple[int, Path]]:
+    """trial_id → (epoch, directory) of the newest complete checkpoint under `root`."""
+    return {tid: found[0] for tid, found in all_checkpoints(root, pattern).items()}
 
 
 # -- running markers -------------------------------------------------------------------------
@@ -84,9 +83,14 @@ def running_markers(study_dir: StudyDir) -> dict[str, int]:
 
 
 def clear_stale(study_dir: StudyDir) -> None:
-    """Drop what a previous, stopped run left: running markers and staging folders (called
-    with the run lock held, so nothing else is writing them)."""
+    """Drop what a previous, stopped run left: running markers, staging and work folders, and
+    temporary files of interrupted writes (called with the run lock held, so nothing else is
+    writing them)."""
     for p in study_dir.running_dir.glob("*.json"):
         p.unlink(missing_ok=True)
     for p in study_dir.root.glob(f"{STAGING_PREFIX}*"):
         shutil.rmtree(p, ignore_errors=True)
+    shutil.rmtree(study_dir.work_dir, ignore_errors=True)  # killed Ray workers' work folders
+    for p in study_dir.root.rglob(".*.*"):  # atomic_write's temporaries (".<name>.<pid>.tmp")
+        if p.name.endswith((".tmp", ".old")) and p.name.count(".") >= 3:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)

@@ -8,14 +8,72 @@ The content is written beside its final name, under ``.<name>.<pid>.tmp`` (so th
 processes never share a temporary name, and readers that glob ``*.parquet`` never see it),
 then renamed into place: atomic on one filesystem. A directory that already exists is first
 renamed aside and removed after the swap. Every writer of a study's files goes through here.
+
+Durability: the content (every file of a directory) is fsynced before the rename that
+publishes it, and the folder holding it after, so that a power loss leaves the old version or
+the new one. A full disk (ENOSPC, EDQUOT) raises `DiskFull` naming the file, after the
+temporary content is removed: nothing half-written stays behind.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
 from typing import Callable
+
+
+class DiskFull(OSError):
+    """No space left (or quota exceeded) while writing `path`."""
+
+    def __init__(self, path: str | Path, cause: BaseException | None = None):
+        self.path = Path(path)
+        super().__init__(errno.ENOSPC, f"no space left on the device while writing {path}")
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """An OSError (or shutil.Error, pyarrow's IOError) caused by a full disk or quota."""
+    if isinstance(e, DiskFull):
+        return True
+    if not isinstance(e, OSError):
+        return False
+    return e.errno in (errno.ENOSPC, errno.EDQUOT) or any(
+        m in str(e) for m in ("No space left on device", "Disk quota exceeded",
+                              f"[Errno {errno.ENOSPC}]"))
+
+
+def fsync_tree(p: Path) -> None:
+    """fsync a file, or every file and folder of a tree."""
+    if p.is_dir():
+        for sub in p.rglob("*"):
+            if sub.is_file():
+                _fsync(sub)
+        for sub in [p, *(d for d in p.rglob("*") if d.is_dir())]:
+            _fsync_dir(sub)
+    else:
+        _fsync(p)
+
+
+def _fsync(p: Path) -> None:
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(p: Path) -> None:
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems do not sync folders
+        pass
+    finally:
+        os.close(fd)
 
 
 def temporary_name(path: Path) -> Path:
@@ -26,11 +84,12 @@ def temporary_name(path: Path) -> Path:
 def atomic_write(path: str | Path, fill: Callable[[Path], object]) -> Path:
     """Let `fill(tmp)` write a file or a directory at `tmp`, then move it to `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_name(path)
-    _remove(tmp)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove(tmp)
         fill(tmp)
+        fsync_tree(tmp)
         if tmp.is_dir() and path.is_dir():
             old = path.with_name(f".{path.name}.{os.getpid()}.old")
             _remove(old)
@@ -39,8 +98,11 @@ def atomic_write(path: str | Path, fill: Callable[[Path], object]) -> Path:
             _remove(old)
         else:
             os.replace(tmp, path)
-    except BaseException:
+        _fsync_dir(path.parent)
+    except BaseException as e:
         _remove(tmp)
+        if is_disk_full(e) and not isinstance(e, DiskFull):
+            raise DiskFull(path, e) from e
         raise
     return path
 

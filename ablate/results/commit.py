@@ -69,14 +69,26 @@ def stage_failure(dir: Path, cfg: TrialConfig, error: str, *, device: str,
     epochs = 0
     if checkpoint is not None:
         kept = TrialFiles(checkpoint)
-        if kept.history.is_file():
+        epochs = _readable_rows(kept.history)
+        if epochs is not None:
             atomic_copy(kept.history, files.history)
-            epochs = pq.ParquetFile(files.history).metadata.num_rows
+        epochs = epochs or 0
         device = _checkpoint_device(Path(checkpoint)) or device
     write_rows(files.trial, failure_rows(cfg, error, device=device, epochs=epochs,
                                             status=status),
                TRIAL_COLUMNS)
     return Outcome(cfg.trial_id, files)
+
+
+def _readable_rows(history: Path) -> int | None:
+    """Rows of a checkpoint's history.parquet, or None when it is absent or does not read (a
+    damaged file is left out of the failed trial's record, not copied)."""
+    if not history.is_file():
+        return None
+    try:
+        return pq.read_table(history).num_rows
+    except Exception:  # noqa: BLE001 — truncated or foreign
+        return None
 
 
 def _checkpoint_device(checkpoint: Path) -> str:

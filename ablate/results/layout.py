@@ -22,6 +22,7 @@
         working on the study
 <results>/<study>/.stage-<trial_id>-*/           a finished trial's files while they are
         staged for the commit (TrialFiles)
+<results>/<study>/.work/ablate-<trial_id>-*/      a Ray worker's work folder while it trains
 ```
 
 Written before manifest.json existed (still read, ``results/legacy.py``): ``plan.json`` (the
@@ -111,6 +112,12 @@ class StudyDir:
     @property
     def running_dir(self) -> Path:
         return self.root / "running"
+
+    @property
+    def work_dir(self) -> Path:
+        """Ray workers' work folders (epoch checkpoints before Tune takes them, staged
+        results); what a killed worker leaves here is swept by the next run."""
+        return self.root / ".work"
 
     @property
     def checkpoints_dir(self) -> Path:

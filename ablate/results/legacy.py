@@ -69,6 +69,10 @@ def _plan(study_dir: StudyDir) -> dict | None:
                             "to write a manifest.json") from None
     if not isinstance(plan, dict):
         raise ManifestError(f"{path}: expected a JSON object; run the study again")
+    for key, kind in (("overrides", list), ("trials", list), ("study", str), ("spec", str)):
+        if key in plan and not isinstance(plan[key], kind):
+            raise ManifestError(f"{path}: {key!r} is not a {'list' if kind is list else 'string'}"
+                                "; run the study again (`ablate run`) to write a manifest.json")
     return plan
 
 

@@ -31,9 +31,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ablate.results.layout import PREDICTIONS_FILE, SPECTRA_FILE, StudyDir, find_studies
+from ablate.results.layout import MANIFEST, PREDICTIONS_FILE, SPECTRA_FILE, StudyDir, find_studies
 from ablate.results.manifest import Manifest, ManifestError, study_manifest
 from ablate.results.schema import TRIAL_COLUMNS
+from ablate.results.trial_file import REQUIRED_COLUMNS, read_trial_file
+from ablate.spec.names import RULE, valid_name
 
 # The trial columns the table needs (`load_results(columns=None)` reads every column).
 TABLE_COLUMNS: tuple[str, ...] = (
@@ -42,8 +44,6 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "psnr_y_bicubic", "verdict", "finished_at", "hf_energy_ratio", "band_error_ratio",
     "band_coherence", "band_coherence_bicubic", "psnr_lr_consistency", "psnr_lr_floor",
 )
-# Without these a trial row means nothing: a file lacking one is skipped.
-REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "seed", "status", "resolution")
 # How `columns()` gives the table's columns (from results/schema.py): text as str ("" where a
 # file lacks the column), numbers as float64 (NaN where missing: results of older versions
 # lack psnr_y*, psnr_lr_*; seed, resolution and variant_order are whole). label defaults to
@@ -215,18 +215,28 @@ def load_study(root: str | Path, columns: tuple[str, ...] | None = TABLE_COLUMNS
     s.files = len(paths)
     tables = []
     for p in paths:
-        t = _read(p, columns, REQUIRED_COLUMNS, s, "trials")
-        if t is None:
+        f = read_trial_file(p)  # the whole file, by the rule `ablate run` skips trials by
+        if f.state == "unreadable":
+            s.skip("trials", p, f.reason)
             continue
+        t = f.table
+        if columns:
+            t = t.select([c for c in columns if c in t.column_names])
         if "trial_id" not in t.column_names:
             t = t.append_column("trial_id", pa.array([p.stem] * t.num_rows))
         tables.append(t)
     s.rows = _concat(tables)
+    name = ""
     if s.rows.num_rows and "study" in s.rows.column_names:
-        first = s.rows.column("study")[0].as_py()
-        s.name = str(first) if first else d.name
+        name = s.rows.column("study")[0].as_py() or ""
+        where = "trials/*.parquet, column study"
     elif s.manifest is not None:
-        s.name = s.manifest.study
+        name, where = s.manifest.study, MANIFEST
+    if name and not valid_name(name):  # it names report files: never a path of its own
+        s.skip("names", Path(where), f"study name {str(name)!r} is not a valid name ({RULE}); "
+               f"the folder's name {d.name!r} is used instead")
+        name = ""
+    s.name = str(name) if name else d.name
     return s
 
 

@@ -11,6 +11,7 @@ Field metadata drive validation in ``parse.py``:
   ``gt``              strict lower bound
   ``even``            integers (or elements) must be even
   ``nonempty``        tuples must have at least one element
+Every number must be finite, every integer fit in 64 bits (``convert.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from ablate.spec.source import DataSource
 JitterPlacement = Literal["none", "per_epoch", "per_batch", "per_sample"]
 JitterDist = Literal["gaussian", "uniform"]
 MultiscaleMode = Literal["off", "random_res", "hr_sample", "upsampled_input"]
+
+
+SEED_MAX = 2 ** 32 - 1  # seeds are 32-bit: numpy's and the result files' range
 
 
 def _f(default, **meta):
@@ -79,13 +83,18 @@ class MultiscaleConfig:
 
 @dataclass(frozen=True)
 class CurriculumStage:
-    from_epoch: int = _f(1, min=1)  # first epoch (1-based) of this stage
+    from_epoch: int = _f(1, min=1)  # first epoch (1-based) of this stage, for the epochs the
+    #   spec file sets (scaled when a trial trains for another number: ablate/spec/curriculum.py)
     resolutions: tuple[int, ...] = _f((32,), min=2, even=True, nonempty=True)  # training set
+    from_fraction: float | None = _f(None, min=0.0)  # or: the share of training done before the
+    #   stage starts, in [0, 1): epoch 1 + ⌊f · train.epochs⌋, so any epoch count works.
+    #   Resolved to from_epoch before the trial id is computed (None is left out of the id).
 
 
 @dataclass(frozen=True)
 class CurriculumConfig:
-    """Progressive training: stage k's resolution set is used from its `from_epoch` on."""
+    """Progressive training: stage k's resolution set is used from its `from_epoch` on (in a
+    trial's config every stage has its from_epoch; ablate/spec/curriculum.py resolves them)."""
 
     stages: tuple[CurriculumStage, ...] = ()  # empty: no curriculum ("none" in a spec)
 
@@ -113,7 +122,8 @@ class CurriculumConfig:
 @dataclass(frozen=True)
 class StudySection:
     name: str = "study"  # results go to results/<name>/; letters, digits, - and _
-    seeds: tuple[int, ...] = _f((0,), min=0, nonempty=True)  # each variant runs once per seed
+    seeds: tuple[int, ...] = _f((0,), min=0, max=SEED_MAX, nonempty=True)  # each variant runs
+    #   once per seed; 0 … 2³²−1
     baseline: str = ""  # variant the table compares against ("" = the first variant)
     description: str = ""  # free text, shown by `ablate validate`
 
@@ -129,7 +139,7 @@ class DataConfig:
     #   epochs × 4096 = 10,240 steps at batch 16 (measured: 6 epochs reach 27.5 dB at 32 on H200)
     test_samples: int = _f(64, min=1)  # at most this many held-out crops: the non-overlapping
     #   hr_size tiles of the held-out photos, taken in turn from each photo (seeded order)
-    split_seed: int = _f(0, min=0)  # seeds which tiles are taken when there are more than
+    split_seed: int = _f(0, min=0, max=SEED_MAX)  # seeds which tiles are taken when there are more than
     #   test_samples (not the training seed)
     prescale: float | Literal["auto"] = _f("auto", min=1.0)  # every photo (train and held-out)
     #   is first downscaled by this factor (antialiased bicubic), so that a crop spans more of
@@ -219,6 +229,8 @@ class VariantConfig:
     curriculum: CurriculumConfig
     sigmas: tuple[float, ...]
     overrides: tuple[tuple[str, object], ...] = ()  # other dotted keys it sets (model.*, train.*)
+    stage_epochs: int = 0  # the train.epochs its curriculum's from_epoch stages were written for
+    #   (the spec file's, before --set); a trial with other epochs scales them (spec/curriculum.py)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,6 +288,8 @@ class Study:
     grid: tuple[tuple[str, tuple[object, ...]], ...]  # axis → values, in file order
     overrides: tuple[tuple[str, object], ...] = ()  # the --set pairs applied
     search: object = None  # the [search] table (ablate.spec.search.SearchConfig), or None
+    notes: tuple[str, ...] = ()  # what validation adjusted and the user should know (e.g. a
+    #   curriculum scaled to --set train.epochs); the CLI prints them
     raw: dict = field(default_factory=dict, compare=False, repr=False)  # the merged document
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -92,6 +93,9 @@ def convert(cls, raw: Any, path: str, problems: Problems, base=None):
             return C.CurriculumConfig()
         if isinstance(raw, list):  # a bare list of stages
             raw = {"stages": raw}
+    if cls is C.CurriculumStage and isinstance(raw, dict) \
+            and "from_epoch" in raw and "from_fraction" in raw:
+        problems.add(path, "give from_epoch or from_fraction, not both")
     if not isinstance(raw, dict):
         problems.add(path, f"expected a table, got {describe(raw)}")
         return base if base is not None else cls()
@@ -140,13 +144,25 @@ def convert_value(tp, value, path: str, problems: Problems, meta, fallback):
                          f"{describe(value)}" + (suggest(value, choices) if isinstance(value, str) else ""))
             return fallback
         return value
+    if tp is type(None):  # an optional key left unset (never written in TOML)
+        if value is not None:
+            problems.add(path, f"expected nothing, got {describe(value)}")
+            return fallback
+        return None
     if origin in (types.UnionType, typing.Union):
+        closest = None  # the problems of an option of the value's type (a bound, not a type)
         for option in get_args(tp):
             sub = Problems()
             out = convert_value(option, value, path, sub, meta, fallback)
             if not sub:
                 return out
-        names = " or ".join(_type_name(o) for o in get_args(tp))
+            if closest is None and not any(p.message.startswith("expected") for p in sub):
+                closest = sub
+        if closest:
+            for p in closest:
+                problems.add(p.key, p.message)
+            return fallback
+        names = " or ".join(_type_name(o) for o in get_args(tp) if o is not type(None))
         problems.add(path, f"expected {names}, got {describe(value)}")
         return fallback
     if origin is tuple:
@@ -190,7 +206,16 @@ def convert_value(tp, value, path: str, problems: Problems, meta, fallback):
     raise TypeError(f"unsupported field type {tp!r} at {path}")  # a bug in config.py
 
 
+INT64 = (-2 ** 63, 2 ** 63 - 1)  # what every integer key must fit in (torch, Parquet)
+
+
 def _bounds(value, path, problems, meta, fallback):
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.add(path, f"must be a finite number, got {value!r}")
+        return fallback
+    if isinstance(value, int) and "max" not in meta and not INT64[0] <= value <= INT64[1]:
+        problems.add(path, f"must fit in 64 bits ({INT64[0]} … {INT64[1]}), got {value}")
+        return fallback
     ok = True
     if "min" in meta and value < meta["min"]:
         problems.add(path, f"must be ≥ {meta['min']}, got {value!r}")

@@ -12,7 +12,9 @@ import itertools
 from pathlib import Path
 
 from ablate.spec import config as C
+from ablate.spec import curriculum
 from ablate.spec.convert import Problems, convert_value, hints
+from ablate.spec.footprint import too_big
 from ablate.spec.ids import freeze, make_trial_id
 from ablate.spec.parse import axis_target
 
@@ -52,10 +54,13 @@ def resolve_data(data: C.DataConfig) -> C.DataConfig:
     return data
 
 
-def expand(study: C.Study, problems: Problems | None = None) -> list[C.TrialConfig]:
+def expand(study: C.Study, problems: Problems | None = None,
+           notes: list[str] | None = None) -> list[C.TrialConfig]:
     """Every trial of the study. With `problems`, cross-field rule violations are collected
-    there (used by validation); without, the study is assumed valid."""
+    there (used by validation); without, the study is assumed valid. `notes` collects what
+    the user should know about the resolution (a curriculum scaled to other epochs)."""
     problems = problems if problems is not None else Problems()
+    notes = notes if notes is not None else []
     axes = [axis for axis, _ in study.grid]
     points = [tuple(zip(axes, combo)) for combo in itertools.product(*(v for _, v in study.grid))]
     spec_dir = str(Path(study.path).resolve().parent) if study.path and Path(study.path).exists() else ""
@@ -66,7 +71,11 @@ def expand(study: C.Study, problems: Problems | None = None) -> list[C.TrialConf
             data, model, train = resolve(study, variant, point)
             where = f'variant "{variant.name}"' + (f" at grid {_point(point)}" if point else "")
             check(study, data, model, train, where, problems,
-                  variant_path=f'variant[{order + 1}] "{variant.name}"' if study.raw.get("variant") else "")
+                  variant_path=f'variant[{order + 1}] "{variant.name}"' if study.raw.get("variant") else "",
+                  stage_epochs=variant.stage_epochs)
+            train, note = curriculum.with_epochs(train, variant.stage_epochs)
+            if note and f"{where}: {note}" not in notes:
+                notes.append(f"{where}: {note}")
             for seed in study.study.seeds:
                 tid = make_trial_id(data, model, train, seed)
                 name = f"{where}, seed {seed}"
@@ -92,8 +101,8 @@ def _freeze(point):
 
 
 def check(study: C.Study, data: C.DataConfig, model: C.ModelConfig, train: C.TrainConfig,
-          where: str, problems: Problems, variant_path: str = "") -> None:
-    """Cross-field rules of one resolved trial."""
+          where: str, problems: Problems, variant_path: str = "", stage_epochs: int = 0) -> None:
+    """Cross-field rules of one resolved trial (its curriculum as written)."""
 
     def add(section: str, key: str, message: str) -> None:
         base = getattr(study, section)
@@ -151,16 +160,8 @@ def check(study: C.Study, data: C.DataConfig, model: C.ModelConfig, train: C.Tra
             add("train", "curriculum", "a curriculum sets the training resolutions per stage; "
                 'it needs multiscale.mode = "random_res", "hr_sample" or "upsampled_input", '
                 'not "off"')
-        starts = [s.from_epoch for s in cur.stages]
-        if starts[0] != 1:
-            add("train", "curriculum.stages[1].from_epoch",
-                f"the first stage must start at epoch 1, got {starts[0]}")
-        if any(b <= a for a, b in zip(starts, starts[1:])):
-            add("train", "curriculum.stages", f"from_epoch must increase strictly, got {starts}")
-        late = [s for s in starts if s > train.epochs]
-        if late:
-            add("train", "curriculum.stages", f"stages start at epochs {late}, past the last "
-                f"epoch (train.epochs = {train.epochs})")
+        for key, message in curriculum.problems_of(cur, train.epochs, stage_epochs):
+            add("train", f"curriculum.{key}", message)
         for i, s in enumerate(cur.stages, start=1):
             high = [r for r in s.resolutions if r > limit]
             if high:
@@ -168,4 +169,8 @@ def check(study: C.Study, data: C.DataConfig, model: C.ModelConfig, train: C.Tra
                     f"{high} exceed data.hr_size ({limit})")
     if len(set(model.sigmas)) != len(model.sigmas):
         add("model", "sigmas", f"values repeat: {list(model.sigmas)}")
+    big = too_big(data, model, train)
+    if big:
+        section, key = big[0].split(".", 1)
+        add(section, key, big[1])
 

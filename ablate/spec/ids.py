@@ -21,8 +21,11 @@ NOT_IN_ID = {"model": ("mamba_backend", "query_chunk")}
 
 
 def _plain(obj):
+    """Dataclasses as dicts; a field that is None (an optional key not given, such as a
+    curriculum stage's from_fraction once resolved) is left out, so adding one changes no id."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if getattr(obj, f.name) is not None}
     if isinstance(obj, (list, tuple)):
         return [_plain(x) for x in obj]
     return obj

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from ablate.spec import config as C
 from ablate.spec.convert import Problems, convert, describe, join, suggest
+from ablate.spec.names import RULE, valid_name
 
 SECTIONS = {
     "study": C.StudySection,
@@ -43,7 +43,6 @@ AXES = {
 }
 VARIANT_KEYS = ["name", "label", *AXES, "data", "model", "train"]
 TRIAL_SECTIONS = ("data", "model", "train")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class SpecError(Exception):
@@ -74,13 +73,20 @@ def read_toml(path: str | Path) -> dict:
     if p.is_dir():
         raise SpecError(file, [_p("", "is a directory, expected a study .toml file")])
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a UTF-8 byte order mark is accepted
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError(file, [_p("", f"cannot be read: {e}")]) from None
     try:
-        return tomllib.loads(text)
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(file, [_p("", f"TOML syntax error: {e}")]) from None
+    except RecursionError:
+        raise SpecError(file, [_p("", "TOML nested too deeply to read (arrays or tables "
+                                     "inside one another hundreds of levels deep)")]) from None
+    if not doc:
+        raise SpecError(file, [_p("", "the file holds no keys; a study needs at least a "
+                                     "[study] table (see studies/ for examples)")])
+    return doc
 
 
 def _p(key, message):
@@ -103,6 +109,8 @@ def parse_set(item: str) -> tuple[list[str], Any]:
         parsed = tomllib.loads(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value.strip()
+    except RecursionError:
+        raise ValueError(f"--set {key}: the value is nested too deeply to read") from None
     return parts, parsed
 
 
@@ -140,10 +148,15 @@ def apply_set(doc: dict, item: str, problems: Problems) -> None:
 def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> C.Study:
     """Parse, override and validate a study file. Raises SpecError listing every problem."""
     doc = read_toml(path)
-    return build_study(doc, str(path), overrides)
+    try:
+        return build_study(doc, str(path), overrides)
+    except RecursionError:
+        raise SpecError(str(path), [_p("", "nested too deeply to validate (arrays or tables "
+                                          "inside one another hundreds of levels deep)")]) from None
 
 
 def build_study(doc: dict, file: str = "<study>", overrides=()) -> C.Study:
+    written = doc
     doc = copy.deepcopy(doc)
     problems = Problems()
     for item in overrides:
@@ -160,8 +173,8 @@ def build_study(doc: dict, file: str = "<study>", overrides=()) -> C.Study:
         if sections[name] is None:
             sections[name] = cls()
     study: C.StudySection = sections["study"]
-    if not _NAME.match(study.name):
-        problems.add("study.name", f"expected letters, digits, '-', '_' or '.', got {study.name!r}"
+    if not valid_name(study.name):
+        problems.add("study.name", f"expected {RULE}, got {study.name!r}"
                      " (it names the results folder)")
     if len(set(study.seeds)) != len(study.seeds):
         problems.add("study.seeds", f"seeds repeat: {list(study.seeds)}")
@@ -171,7 +184,8 @@ def build_study(doc: dict, file: str = "<study>", overrides=()) -> C.Study:
     elif not isinstance(gpus, str) and gpus < 0:
         problems.add("resources.gpus_per_trial", f"must be ≥ 0, got {gpus}")
 
-    variants = _variants(doc, sections, problems)
+    variants = [dataclasses.replace(v, stage_epochs=_written_epochs(written, v.name))
+                for v in _variants(doc, sections, problems)]
     grid = _grid(doc, sections, problems)
     names = [v.name for v in variants]
     if study.baseline and study.baseline not in names:
@@ -187,7 +201,9 @@ def build_study(doc: dict, file: str = "<study>", overrides=()) -> C.Study:
     # that failed above fell back to their defaults, so this still runs and finds the rest
     from ablate.spec.expand import expand
 
-    expand(result, problems=problems)
+    notes: list[str] = []
+    expand(result, problems=problems, notes=notes)
+    result = dataclasses.replace(result, notes=tuple(notes))
     if "search" in doc and variants:  # `ablate search` (ablate/spec/search.py)
         from ablate.spec.search import parse_search
 
@@ -217,8 +233,8 @@ def _variants(doc, sections, problems: Problems) -> list[C.VariantConfig]:
             problems.add(path, f"expected a table, got {describe(raw)}")
             continue
         name = raw.get("name")
-        if not isinstance(name, str) or not _NAME.match(name or ""):
-            problems.add(join(path, "name"), "required: a name of letters, digits, '-', '_' "
+        if not valid_name(name):
+            problems.add(join(path, "name"), f"required: a name of {RULE} "
                          f"(got {describe(name) if name is not None else 'nothing'})")
             name = f"variant{i}"
         else:
@@ -256,6 +272,19 @@ def _variants(doc, sections, problems: Problems) -> list[C.VariantConfig]:
         out.append(C.VariantConfig(name=name, label=label, jitter=jitter, multiscale=multiscale,
                                    curriculum=curriculum, sigmas=sigmas, overrides=tuple(overrides)))
     return out
+
+
+def _written_epochs(doc: dict, variant: str) -> int:
+    """train.epochs as the spec file sets it for `variant` (before --set): what its
+    curriculum's from_epoch stages were written for."""
+    def epochs(section) -> int | None:
+        value = section.get("epochs") if isinstance(section, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    for raw in doc.get("variant") or []:
+        if isinstance(raw, dict) and raw.get("name") == variant and epochs(raw.get("train")):
+            return epochs(raw["train"])
+    return epochs(doc.get("train")) or C.TrainConfig().epochs
 
 
 def _flatten(d: dict, prefix: str = ""):

@@ -462,8 +462,8 @@ def _partial_notes(t: Table, s: StudyResults) -> None:
         t.notes.append(f"study facts from the rows alone (variants not run yet, labels and "
                        f"the baseline may be missing): {s.manifest_problem}")
     if s.skipped.get("trials"):
-        t.notes.append(f"{len(s.skipped['trials'])} unreadable trial file(s) skipped "
-                       "(still being written?): " + "; ".join(s.skipped["trials"][:3])
+        t.notes.append(f"{len(s.skipped['trials'])} unreadable trial file(s) skipped: "
+                       "counted not finished, the next `ablate run` runs them again: " + "; ".join(s.skipped["trials"][:3])
                        + (" …" if len(s.skipped["trials"]) > 3 else ""))
     if len(t.seeds) == 1 or (t.seeds and all(c.n < 2 for c in t.comparisons if c.n)):
         if any(c.n == 1 and c.ci_low is None for c in t.comparisons):

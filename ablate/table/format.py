@@ -74,8 +74,8 @@ def fmt_delta(c: Comparison | None, t: Table, row: Row, own: Summary | None = No
     if c is None or c.delta is None:
         return MISSING
     s = _num(c.delta, t.decimals, sign=True)
-    if c.ci_low is None:
-        return s + (" (n=1: no interval)" if c.n < 2 else " (no interval)")
+    if c.ci_low is None:  # said once, in the legend (`legend`), not in every cell
+        return s
     s += f" [{_num(c.ci_low, t.decimals, True)}, {_num(c.ci_high, t.decimals, True)}]"
     if c.mark:
         s += " " + c.mark
@@ -104,9 +104,15 @@ def header(t: Table) -> list[str]:
     return cols
 
 
+INPUT = "input"  # bicubic at the input size: the input itself, nothing to compare
+
+
 def cells(row: Row, t: Table) -> list[str]:
     out = [row.label]  # the baseline is marked by its Δ cells ("baseline") and in bold
     for r in t.resolutions:
+        if row.kind == "bicubic" and r == t.input_size and _missing(row.cells.get(r)):
+            out += [INPUT, ""]
+            continue
         out.append(fmt_summary(row.cells.get(r), t, row))
         out.append(fmt_delta(row.deltas.get(r), t, row, row.cells.get(r)))
     out += [fmt_verdict(row.verdicts.get(r), row) for r in t.verdict_resolutions]
@@ -134,22 +140,45 @@ def title(t: Table) -> str:
     return f"{t.study}: {t.metric_label} by eval resolution"
 
 
+def _missing(c: Summary | None) -> bool:
+    return c is None or c.mean is None
+
+
 def legend(t: Table) -> str:
+    """What the cells mean: only the parts that appear in this table."""
     n = len(t.seeds)
-    images = any(c.n_images for c in t.comparisons)
-    if images:
-        delta = (f"Δ vs {t.baseline_label}, paired by seed and held-out image, [95% CI: "
-                 "two-level bootstrap over seeds and held-out photos]; Holm-corrected t-test "
-                 "(seed + photo variance)")
-    else:
-        delta = (f"Δ vs {t.baseline_label}, paired by seed, [95% bootstrap CI over seeds]; "
-                 "Holm-corrected paired t-test")
-    return (
-        f"mean ± std over {n} seed{'s' if n != 1 else ''} (n = seeds when fewer); "
-        f"{delta}: * p<0.05, ** p<0.01, *** p<0.001; "
-        f"verdicts counted across seeds above the {t.input_size or '?'} px input; "
-        f"{MISSING} = no result"
-    )
+    shown = [cells(row, t) for row in t.rows]
+    flat = [c for row in shown for c in row[1:]]
+    compared = [c for c in t.comparisons if c.delta is not None]
+    with_ci = [c for c in compared if c.ci_low is not None]
+    parts = [f"mean ± std over {n} seed{'s' if n != 1 else ''}"
+             + (" (n = seeds when fewer)" if any("(n=" in c for c in flat) else "")]
+    if compared:
+        images = any(c.n_images for c in t.comparisons)
+        if images:
+            delta = (f"Δ vs {t.baseline_label}, paired by seed and held-out image"
+                     + (", [95% CI: two-level bootstrap over seeds and held-out photos]; "
+                        "Holm-corrected t-test (seed + photo variance)" if with_ci else ""))
+        else:
+            delta = (f"Δ vs {t.baseline_label}, paired by seed"
+                     + (", [95% bootstrap CI over seeds]; Holm-corrected paired t-test"
+                        if with_ci else ""))
+        marks = [m for m in ("***", "**", "*") if any(c.mark == m for c in with_ci)]
+        if marks:
+            delta += ": " + ", ".join(f"{m} p<{p}" for m, p in
+                                      (("*", "0.05"), ("**", "0.01"), ("***", "0.001"))
+                                      if m in marks)
+        if len(with_ci) < len(compared):
+            delta += ("; a Δ without [CI] has one seed pair and no per-image results "
+                      "(n=1: no interval)")
+        parts.append(delta)
+    if t.verdict_resolutions:
+        parts.append(f"verdicts counted across seeds above the {t.input_size or '?'} px input")
+    if any(c == INPUT for c in flat):
+        parts.append(f"Bicubic {INPUT}: at the input size, bicubic is the input itself")
+    if any(c == MISSING for c in flat):
+        parts.append(f"{MISSING} = no result")
+    return "; ".join(parts)
 
 
 def footer_lines(t: Table) -> list[str]:
@@ -243,6 +272,45 @@ def rich_table(t: Table):
     return rt
 
 
+def rich_compact(t: Table):
+    """The same cells for a narrow terminal: one line per row × eval resolution (a section
+    per resolution), so that the table fits 80 columns instead of wrapping every cell."""
+    from rich import box
+    from rich.table import Table as RichTable
+
+    short = {"psnr_y": "Y-PSNR"}.get(t.metric, t.metric.upper())
+    rt = RichTable(title=title(t), caption=legend(t), box=box.SIMPLE_HEAVY,
+                   caption_justify="left", title_justify="left")
+    rt.add_column("Variant", justify="left")
+    rt.add_column("r", justify="right")
+    rt.add_column(short, justify="right")
+    rt.add_column("Δ [95% CI]", justify="right")
+    rt.add_column("Verdict", justify="left")
+    for k, r in enumerate(t.resolutions):
+        if k:
+            rt.add_section()
+        for heading, rows in blocks(t):
+            if heading is not None:
+                rt.add_row(f"[bold]{_rich_escape(heading)}[/bold]", "", "", "", "")
+            for row in rows:
+                c = cells(row, t)
+                i = 1 + 2 * t.resolutions.index(r)
+                verdict = (fmt_verdict(row.verdicts.get(r), row)
+                           if r in t.verdict_resolutions else "")
+                style = "dim" if row.kind == "bicubic" else ("bold" if row.is_baseline else None)
+                rt.add_row(*[_rich_escape(x) for x in (row.label, str(r), c[i], c[i + 1], verdict)],
+                           style=style)
+    return rt
+
+
+def fits(renderable, console) -> bool:
+    """Whether `renderable` fits the console's width without wrapping its cells."""
+    from rich.console import Console
+
+    wide = Console(width=10_000, file=io.StringIO(), color_system=None)
+    return wide.measure(renderable).maximum <= console.width
+
+
 def rich_detail(t: Table):
     """The verdicts' basis as a rich renderable."""
     from rich import box
@@ -277,7 +345,8 @@ def print_text(tables: list[Table], console=None, detail: bool = False) -> None:
     for i, t in enumerate(tables):
         if i:
             console.print()
-        console.print(rich_table(t))
+        full = rich_table(t)
+        console.print(full if fits(full, console) else rich_compact(t))
         for line in footer_lines(t):
             console.print(_rich_escape(line), highlight=False)
         if detail and t.verdict_resolutions:

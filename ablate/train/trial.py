@@ -26,7 +26,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -145,28 +145,43 @@ def build(cfg: TrialConfig, device: str | torch.device = "auto", log: Log = lamb
                  BatchMaker(cfg.data, cfg.train, dev_gen, cpu_gen, downsample), use_bf16)
 
 
-def restore(setup: Setup, resume_from: str | Path | None, log: Log = lambda m: None) -> TrainingState:
-    """The training state saved in `resume_from` (weights, optimiser, schedule and generators
-    loaded into `setup`), or a fresh one when there is no checkpoint there."""
-    state = ckpt.load(resume_from) if resume_from else None
-    if state is None:
-        return TrainingState()
+def restore(setup: Setup, resume_from: str | Path | Sequence[str | Path] | None,
+            log: Log = lambda m: None) -> TrainingState:
+    """The training state of the first checkpoint in `resume_from` (one directory, or several,
+    newest first) that loads (weights, optimiser, schedule and generators loaded into `setup`),
+    or a fresh one when there is none. A checkpoint that does not load is set aside
+    (`checkpoint.set_aside`, named in a warning) and the next one is tried."""
+    candidates = ([] if resume_from is None else [resume_from]
+                  if isinstance(resume_from, (str, Path)) else list(resume_from))
     tid = setup.cfg.trial_id
-    if state.get("trial_id") != tid:
-        raise TrialFailed(f"checkpoint in {resume_from} belongs to trial "
-                          f"{state.get('trial_id')}, not {tid}")
-    try:
-        setup.model.load_state_dict(state["model"])
-        setup.optimizer.load_state_dict(state["optimizer"])
-        setup.scheduler.load_state_dict(state["scheduler"])
-        ckpt.restore_rng(state["rng"], setup.cpu_gen, setup.dev_gen)
-    except (RuntimeError, KeyError, ValueError) as e:  # saved by other code (ids ignore it)
-        raise TrialFailed(f"checkpoint in {resume_from} does not fit this code "
-                          f"({type(e).__name__}: {str(e)[:200]}); delete that folder to "
-                          "restart the trial from scratch") from None
-    log(f"resumed from epoch {state['epoch']} ({resume_from})")
-    return TrainingState(epoch=state["epoch"], history=list(state["history"]),
-                         train_seconds=state["train_seconds"], resumed=True)
+    for i, directory in enumerate(candidates):
+        try:
+            state = ckpt.load(directory)
+        except ckpt.CheckpointUnreadable as e:
+            moved = ckpt.set_aside(directory)
+            then = ("an earlier checkpoint" if i + 1 < len(candidates)
+                    else "a fresh start (epoch 1)")
+            log(f"warning: trial {tid}: {e}; moved aside to {moved}; falling back to {then}")
+            continue
+        if state is None:
+            continue
+        if state.get("trial_id") != tid:
+            raise TrialFailed(f"checkpoint in {directory} belongs to trial "
+                              f"{state.get('trial_id')}, not {tid}")
+        try:
+            setup.model.load_state_dict(state["model"])
+            setup.optimizer.load_state_dict(state["optimizer"])
+            setup.scheduler.load_state_dict(state["scheduler"])
+            ckpt.restore_rng(state["rng"], setup.cpu_gen, setup.dev_gen)
+            restored = TrainingState(epoch=int(state["epoch"]), history=list(state["history"]),
+                                     train_seconds=float(state["train_seconds"]), resumed=True)
+        except (RuntimeError, KeyError, ValueError, TypeError) as e:  # saved by other code
+            raise TrialFailed(f"checkpoint in {directory} does not fit this code "
+                              f"({type(e).__name__}: {str(e)[:200]}); delete that folder to "
+                              "restart the trial from scratch") from None
+        log(f"resumed from epoch {restored.epoch} ({directory})")
+        return restored
+    return TrainingState()
 
 
 def train_epoch(setup: Setup, state: TrainingState, epoch: int) -> EpochReport:
@@ -244,7 +259,7 @@ def run_trial(
     *,
     device: str | torch.device = "auto",
     checkpoint_dir: str | Path | None = None,
-    resume_from: str | Path | None = None,
+    resume_from: str | Path | Sequence[str | Path] | None = None,
     on_epoch: Callable[[EpochReport, Path | None], None] | None = None,
     log: Log = lambda msg: None,
 ) -> TrialResult:

@@ -1,0 +1,53 @@
+"""When a trial counts as completed: one rule, used by `ablate run` (what to skip), `ablate
+status` and `ablate table`.
+
+    f = read_trial_file(study_dir.trial(trial_id))
+    f.state      # "completed" | "failed" | "unreadable"
+    f.table      # every column of every row (None when unreadable)
+    f.reason     # why it is unreadable
+
+A trial is **completed** when its whole trial file reads (every column of every row, not only
+`status`), has the columns a row needs, and every row says `status = completed`; **failed** when
+it reads and does not say so; **unreadable** otherwise (truncated, damaged, foreign): such a
+trial is run again by the next `ablate run`, whose commit replaces the file. Torch-free,
+Ray-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# Without these a trial row means nothing: a file lacking one is unreadable.
+REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "seed", "status", "resolution")
+
+
+@dataclass(frozen=True)
+class TrialFile:
+    path: Path
+    state: str  # "completed" | "failed" | "unreadable"
+    table: pa.Table | None = None
+    reason: str = ""
+
+
+def read_trial_file(path: str | Path) -> TrialFile:
+    path = Path(path)
+    try:
+        f = pq.ParquetFile(path, pre_buffer=False)
+        try:
+            t = f.read(use_threads=False)  # all of it: a damaged column makes it unreadable
+        finally:
+            f.close()
+    except Exception as e:  # noqa: BLE001 — still being written, truncated, not Parquet
+        return TrialFile(path, "unreadable", reason=f"{type(e).__name__}: {e}")
+    lacking = [c for c in REQUIRED_COLUMNS if c not in t.column_names]
+    if lacking:
+        return TrialFile(path, "unreadable", reason=f"missing columns {lacking}")
+    if not t.num_rows:
+        return TrialFile(path, "unreadable", reason="no rows")
+    statuses = [str(s or "").strip().lower() for s in t.column("status").to_pylist()]
+    state = "completed" if all(s == "completed" for s in statuses) else "failed"
+    return TrialFile(path, state, t)
