@@ -19,7 +19,8 @@ How it fits the rest (Ray 2.60 APIs):
   trial files, are added to Optuna as completed (or pruned, or failed) trials and count towards
   `num_samples`; a sampled configuration that already finished is never trained again (the
   worker reports its recorded objective instead); a trial interrupted mid-training is sampled
-  first again (from its Tune `params.json`) and resumes from its latest checkpoint.
+  first again (its params from `search/<name>/started/<trial_id>.json`, written by the driver
+  when the trial started) and resumes from its latest checkpoint.
 * `confirm = K`: the K best completed configurations re-run with every seed of the study
   (`ray_tune.run_ray`, like `ablate run`); `search/<name>/confirm.json` lists them so that
   `ablate table` shows them as rows beside the study's variants.
@@ -203,12 +204,23 @@ def _asha(search: SearchConfig, epochs: int, record: _StopRecorder):
                  reduction_factor=search.reduction_factor, stop_last_trials=False)
 
 
-def _interrupted_points(storage: Path, search: SearchConfig, finished: set[str],
-                        checkpoints: dict) -> list[dict]:
+def started_dir(study_dir: StudyDir, search: SearchConfig) -> Path:
+    """search/<name>/started/: the sampled params of every trial the search started, one
+    <trial_id>.json each, written by the driver when the trial starts (Tune's own params.json
+    reaches the storage path only when the driver syncs it: a killed driver may leave none)."""
+    from ablate.results.search import search_dir
+
+    return search_dir(study_dir, search.name) / "started"
+
+
+def _interrupted_points(study_dir: StudyDir, storage: Path, search: SearchConfig,
+                        finished: set[str], checkpoints: dict) -> list[dict]:
     """Params of this search's trials that have a checkpoint but no trial file (interrupted)."""
     out, seen = [], set()
-    for params_file in sorted(storage.glob(f"search-{search.name}-*/*/params.json")):
-        tid = params_file.parent.name
+    recorded = sorted(started_dir(study_dir, search).glob("*.json"))
+    for params_file in recorded + sorted(storage.glob(f"search-{search.name}-*/*/params.json")):
+        tid = params_file.stem if params_file.parent.name == "started" else \
+            params_file.parent.name
         if tid in finished or tid in seen or tid not in checkpoints:
             continue
         try:
@@ -291,7 +303,7 @@ def _tune(study: Study, search: SearchConfig, study_dir: StudyDir, cluster, prog
     storage = study_dir.ray_storage.resolve()
     checkpoints = all_checkpoints(storage) if storage.exists() else {}
     done_ids = {t.trial_id for t in finished}
-    interrupted = _interrupted_points(storage, search, done_ids, checkpoints)
+    interrupted = _interrupted_points(study_dir, storage, search, done_ids, checkpoints)
     if interrupted:
         progress.note(f"resuming {len(interrupted)} interrupted trial(s) of the search first")
     searcher, limiter = _searcher(search, finished, interrupted)
@@ -306,6 +318,7 @@ def _tune(study: Study, search: SearchConfig, study_dir: StudyDir, cluster, prog
     completed: set[str] = set()
     recorder = _SearchRecorder(study, search, record, {}, study_dir, progress, failures,
                                completed, device)
+    recorder.search_known = set(ctx.known)
     name = f"search-{search.name}-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
 
     def tid(t) -> str:
@@ -359,6 +372,7 @@ class _SearchRecorder(_Recorder):
     def __init__(self, study, search, record: _StopRecorder, *args):
         super().__init__(*args)
         self.study, self.search, self.record = study, search, record
+        self.search_known: set[str] = set()  # finished in earlier runs (reused, not trained)
         self.started: set[str] = set()
         self.ended: set[str] = set()
 
@@ -372,6 +386,11 @@ class _SearchRecorder(_Recorder):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.started.add(trial.trial_id)
+        cfg = self._cfg(trial)
+        if cfg.trial_id not in self.search_known:  # its params, for a resume after a kill
+            path = started_dir(self.study_dir, self.search) / f"{cfg.trial_id}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps({k: trial.config[k] for k, _ in self.search.space}))
         super().on_trial_start(iteration, trials, trial, **info)
 
     def on_trial_error(self, iteration, trials, trial, **info):
