@@ -198,7 +198,9 @@ def _asha(search: SearchConfig, epochs: int, record: _StopRecorder):
                 record.stopped[trial.trial_id] = int(result.get("epoch", 0))
             return decision
 
-    # stop_last_trials=False: the last epoch is followed by the evaluation, never cut
+    # stop_last_trials=False: reaching the last epoch does not by itself stop a trial (its
+    #   evaluation follows); a rung at the last epoch (grace_period >= epochs) may still
+    #   stop it there, before its evaluation
     return _ASHA(time_attr="epoch", metric=ASHA_METRIC, mode="max", max_t=epochs,
                  grace_period=min(search.grace_period, epochs),
                  reduction_factor=search.reduction_factor, stop_last_trials=False)
