@@ -77,7 +77,7 @@ def trial_rows(
         above = r > input_size
         row = {
             "study": study, "trial_id": tid, "variant": variant.name, "label": variant.label,
-            "variant_order": order, "grid": grid, "seed": seed,
+            "variant_order": order, "grid": grid, "seed": seed, "search": "",
             "status": "failed" if failed else "completed",
             "error": "RuntimeError: CUDA out of memory" if failed else "",
             "jitter": "per_batch", "jitter_dist": "gaussian", "jitter_std": 0.01,

@@ -52,6 +52,10 @@ from ablate.cli import run_cmds  # noqa: E402  run, status
 app.command("run")(run_cmds.run)
 app.command("status")(run_cmds.status)
 
+from ablate.cli import search_cmd  # noqa: E402  search
+
+app.command("search")(search_cmd.search)
+
 from ablate.cli import report_cmd, table_cmd  # noqa: E402  table, report
 
 app.command("table")(table_cmd.table)

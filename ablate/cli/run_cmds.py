@@ -118,10 +118,16 @@ def status(
              "trials/, or a results folder holding such directories)")
     for d in dirs:
         s = study_status(d)
-        state = "running" if s.active else ("done" if s.completed + s.failed == s.total else "idle")
+        ended = s.completed + s.failed + s.stopped
+        state = "running" if s.active else ("done" if ended == s.total else "idle")
         typer.echo(f"{s.name} ({state}): {s.completed}/{s.total} completed, {s.failed} failed, "
-                   f"{s.running} running, {s.interrupted} interrupted, {s.pending} pending  "
+                   + (f"{s.stopped} stopped, " if s.stopped else "")
+                   + f"{s.running} running, {s.interrupted} interrupted, {s.pending} pending  "
                    f"[{d.root}]")
+        for q in s.searches:
+            typer.echo(f"  search {q.name!r}: {q.completed + q.stopped + q.failed}/"
+                       f"{q.num_samples} sampled trials finished: {q.completed} completed, "
+                       f"{q.stopped} stopped (ASHA), {q.failed} failed")
         if s.problem:
             typer.echo(f"  note: {s.problem}")
         for tid in s.unreadable:

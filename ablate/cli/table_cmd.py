@@ -21,6 +21,10 @@ def table(
     detail: bool = typer.Option(False, "--detail", help="Also show what each verdict was "
                                 "decided from: LR-consistency PSNR vs its floor, in-band "
                                 "energy and error ratios, coherence (every format)."),
+    search: bool = typer.Option(False, "--search", help="Instead: the best configurations "
+                                "of each `ablate search` of the study, ranked by its "
+                                "objective, with --metric at every resolution and verdicts."),
+    top: int = typer.Option(10, "--top", min=1, help="--search: how many to list."),
 ) -> None:
     """Print the comparison table of a study, running or done.
 
@@ -35,6 +39,16 @@ def table(
     """
     from ablate.results.read import NoResults
     from ablate.table.build import UnknownBaseline, load_tables
+
+    if search:  # ablate/table/search.py
+        from ablate.table.search import render_search, search_tables
+
+        try:
+            found = search_tables(dir, study=study, metric=metric.value, top=top)
+        except NoResults as e:
+            fail(f"ablate table: {e}")
+        typer.echo(render_search(found, format.value), nl=False)
+        return
     from ablate.table.format import footer_lines, print_text, render
 
     try:

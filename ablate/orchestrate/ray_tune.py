@@ -249,13 +249,19 @@ def node_label() -> str:
 
 
 def _trainable(config: dict) -> None:
+    train_job(config["job"])
+
+
+def train_job(job: dict, final_metrics=lambda result: {}) -> None:
+    """Train one job ({"trial", "device", "resume_from"}) in a Tune worker, reporting each
+    epoch and, last, the staged result files; `final_metrics(result)` adds numbers to the last
+    report (`ablate search`: the objective)."""
     import logging
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one line per checkpoint otherwise
     from ablate.orchestrate.record import stage_result
     from ablate.train.trial import run_trial
 
-    job = config["job"]
     cfg = trial_from_dict(job["trial"])
     node = node_label()
     # the work folder lives in the study (swept by the next run if a kill leaves it behind);
@@ -314,7 +320,7 @@ def _trainable(config: dict) -> None:
             {"trial_id": cfg.trial_id, "epoch": epochs, "device": result.rows[0]["device"],
              "final": True}))
         tune.report({"final": True, "epoch": epochs, "node": node,
-                     "warning": "\n".join(warnings_)},
+                     "warning": "\n".join(warnings_), **final_metrics(result)},
                     checkpoint=tune.Checkpoint.from_directory(str(final)))
     finally:
         shutil.rmtree(work, ignore_errors=True)

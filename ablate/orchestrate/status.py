@@ -34,6 +34,19 @@ class StudyStatus:
     problem: str = ""  # why the trial list comes from the trial files alone
     unreadable: list[str] = field(default_factory=list)  # trial files that do not read (the
     #   trials count as pending: the next run runs them again)
+    stopped: int = 0  # ended early on purpose (ASHA of `ablate search`): neither done nor failed
+    searches: list["SearchStatus"] = field(default_factory=list)  # the study's `ablate search`es
+
+
+@dataclass
+class SearchStatus:
+    """One `ablate search` of the study: its sampled trials (not in the manifest) by status."""
+
+    name: str
+    num_samples: int
+    completed: int
+    stopped: int  # by ASHA
+    failed: int
 
 
 def checkpoint_epochs(study_dir: StudyDir) -> dict[str, int]:
@@ -83,11 +96,27 @@ def study_status(study_dir: StudyDir) -> StudyStatus:
     in_progress = {tid: in_progress[tid] for tid in planned if tid in in_progress}
     completed = sum(1 for t in planned if statuses.get(t) == "completed")
     failed = sum(1 for t in planned if statuses.get(t) == "failed")
+    stopped = sum(1 for t in planned if statuses.get(t) == "stopped")
     running = len(in_progress) if active else 0
     interrupted = 0 if active else len(in_progress)
     return StudyStatus(name=manifest.study if manifest else study_dir.name, root=study_dir.root,
                        total=len(planned), completed=completed, failed=failed, running=running,
                        interrupted=interrupted,
-                       pending=len(planned) - completed - failed - running - interrupted,
+                       pending=len(planned) - completed - failed - stopped - running
+                       - interrupted,
                        active=active, in_progress=in_progress, labels=labels, problem=problem,
-                       unreadable=unreadable)
+                       unreadable=unreadable, stopped=stopped, searches=search_statuses(study_dir))
+
+
+def search_statuses(study_dir: StudyDir) -> list[SearchStatus]:
+    """Per search of the study (search/<name>/search.json): its finished sampled trials."""
+    from collections import Counter
+
+    from ablate.results.search import search_records, search_trials
+
+    out = []
+    for name, record in search_records(study_dir).items():
+        n = Counter(t.status for t in search_trials(study_dir, record))
+        out.append(SearchStatus(name, record.num_samples, n["completed"], n["stopped"],
+                                n["failed"]))
+    return out

@@ -21,7 +21,7 @@ from ablate.spec.config import TrialConfig
 
 
 def trial_statuses(study_dir: StudyDir) -> dict[str, str]:
-    """trial_id → 'completed' | 'failed' | 'unreadable' from trials/*.parquet, by the one rule
+    """trial_id → 'completed' | 'failed' | 'stopped' | 'unreadable' from trials/*.parquet, by the one rule
     of results/trial_file.py (an unreadable file's trial is run again)."""
     return {f.stem: read_trial_file(f).state
             for f in sorted(study_dir.trials_dir.glob("*.parquet"))}

@@ -15,7 +15,7 @@ import html
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ablate.results.read import StudyResults, load_results
+from ablate.results.read import NoResults, StudyResults, load_results
 from ablate.table.build import Table, build_table
 from ablate.table.format import (DETAIL_HEADER, blocks, cells, detail_legend, detail_rows,
                                  detail_title, footer_lines, header, legend, title)
@@ -141,8 +141,23 @@ def write_report(dir, out, study: str | None = None, metric: str = "psnr",
     other = "ssim" if metric == "psnr" else "psnr"
     sections = []
     for s in studies:
-        tables = [build_table(s, metric, baseline), build_table(s, other, baseline)]
         prefix = f"{s.name}-" if len(studies) > 1 else ""
+        try:
+            tables = [build_table(s, metric, baseline), build_table(s, other, baseline)]
+        except NoResults:
+            from ablate.report.search import search_section
+            from ablate.results.search import search_records
+
+            if not search_records(s.dir):
+                raise
+            # only `ablate search` trials so far (no grid row to compare): the search alone
+            sections.append("\n".join(
+                [f"<h2>{html.escape(s.name)}</h2>",
+                 "<p>No grid trial results yet (<code>ablate run</code>): the study's "
+                 f"search{'es' if len(search_records(s.dir)) > 1 else ''} only; results in "
+                 f"<code>{html.escape(str(s.root))}</code>.</p>",
+                 *search_section(s, out, prefix)]))
+            continue
         figs = study_figures(s, tables[0], out, prefix)
         parts = [f"<h2>{html.escape(s.name)}</h2>",
                  f"<p>{tables[0].completed}/{tables[0].expected} trials completed, "
@@ -162,6 +177,9 @@ def write_report(dir, out, study: str | None = None, metric: str = "psnr",
             parts.append(f'<p class="legend">{s.skipped_count} unreadable file(s) skipped: '
                          + html.escape("; ".join(x for v in s.skipped.values() for x in v[:5]))
                          + "</p>")
+        from ablate.report.search import search_section  # `ablate search`es of the study
+
+        parts += search_section(s, out, prefix)
         sections.append("\n".join(parts))
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     names = ", ".join(s.name for s in studies)

@@ -62,7 +62,8 @@ def stage(dir: Path, trial_id: str, rows: list[dict], history: list[dict],
 
 
 def stage_failure(dir: Path, cfg: TrialConfig, error: str, *, device: str,
-                  checkpoint: Path | None = None, node: str = "") -> Outcome:
+                  checkpoint: Path | None = None, node: str = "",
+                  status: str = "failed") -> Outcome:
     """A failed trial's files: `status = failed` rows with `error`, and the history of its
     latest checkpoint directory when there is one (its device too: the one it trained on)."""
     files = TrialFiles(dir)
@@ -74,7 +75,8 @@ def stage_failure(dir: Path, cfg: TrialConfig, error: str, *, device: str,
             atomic_copy(kept.history, files.history)
         epochs = epochs or 0
         device = _checkpoint_device(Path(checkpoint)) or device
-    write_rows(files.trial, failure_rows(cfg, error, device=device, epochs=epochs, node=node),
+    write_rows(files.trial, failure_rows(cfg, error, device=device, epochs=epochs, node=node,
+                                            status=status),
                TRIAL_COLUMNS)
     return Outcome(cfg.trial_id, files)
 

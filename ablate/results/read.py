@@ -39,7 +39,7 @@ from ablate.spec.names import RULE, valid_name
 
 # The trial columns the table needs (`load_results(columns=None)` reads every column).
 TABLE_COLUMNS: tuple[str, ...] = (
-    "study", "trial_id", "variant", "label", "variant_order", "grid", "seed", "status",
+    "study", "trial_id", "variant", "label", "variant_order", "grid", "seed", "search", "status",
     "error", "resolution", "psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "psnr_y",
     "psnr_y_bicubic", "verdict", "finished_at", "hf_energy_ratio", "band_error_ratio",
     "band_coherence", "band_coherence_bicubic", "psnr_lr_consistency", "psnr_lr_floor",

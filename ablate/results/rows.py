@@ -43,7 +43,7 @@ def config_columns(cfg: TrialConfig) -> dict:
     """The columns every row of a trial shares, from its config alone."""
     return {"study": cfg.study, "trial_id": cfg.trial_id, "variant": cfg.variant,
             "label": cfg.label, "variant_order": cfg.variant_order, "grid": cfg.grid_key(),
-            "seed": cfg.seed, **cfg.axes(), "code_version": code_version(),
+            "seed": cfg.seed, "search": cfg.search, **cfg.axes(), "code_version": code_version(),
             "config_json": json.dumps(trial_to_dict(cfg), sort_keys=True)}
 
 
@@ -62,10 +62,12 @@ def completed_rows(cfg: TrialConfig, metric_rows: list[dict], facts: RunFacts) -
 
 
 def failure_rows(cfg: TrialConfig, error: str, *, device: str = "", epochs: int = 0,
-                 train_seconds: float = math.nan, node: str = "") -> list[dict]:
-    """`status = failed` rows (one per eval resolution, metrics NaN) carrying the error."""
+                 train_seconds: float = math.nan, node: str = "",
+                 status: str = "failed") -> list[dict]:
+    """`status = failed` rows (one per eval resolution, metrics NaN) carrying the error;
+    `status = "stopped"`: a trial ended early on purpose (ASHA), `error` saying why."""
     common = config_columns(cfg) | {
-        "status": "failed", "error": error, "epochs": epochs, "train_seconds": train_seconds,
+        "status": status, "error": error, "epochs": epochs, "train_seconds": train_seconds,
         "train_img_per_s": math.nan, "device": device, "mamba_backend": "", "node": node,
         "finished_at": _now()}
     return [common | empty_metrics(r) for r in cfg.data.eval_resolutions]

@@ -93,7 +93,11 @@ TRIAL_COLUMNS = _table(
     ("variant_order", _I, "index of the variant in the spec (table order)", "config"),
     ("grid", _S, "grid point, e.g. 'sigmas=[128,32]' ('' without a grid)", "config"),
     ("seed", _I, "training seed", "config"),
-    ("status", _S, "completed | failed", "outcome"),
+    ("search", _S, "the `ablate search` that sampled the trial ('' for the study's own trials, "
+     "'<name>:confirm' for its best configurations re-run with the study's seeds; older files "
+     "lack the column)", "config"),
+    ("status", _S, "completed | failed | stopped (by `ablate search`'s ASHA scheduler: a "
+     "poor trial ended early, metrics NaN)", "outcome"),
     ("error", _S, "error message of a failed trial ('' otherwise)", "outcome"),
     ("jitter", _S, "jitter placement", "config"),
     ("jitter_dist", _S, "gaussian | uniform | none", "config"),

@@ -2,13 +2,14 @@
 status` and `ablate table`.
 
     f = read_trial_file(study_dir.trial(trial_id))
-    f.state      # "completed" | "failed" | "unreadable"
+    f.state      # "completed" | "failed" | "stopped" | "unreadable"
     f.table      # every column of every row (None when unreadable)
     f.reason     # why it is unreadable
 
 A trial is **completed** when its whole trial file reads (every column of every row, not only
-`status`), has the columns a row needs, and every row says `status = completed`; **failed** when
-it reads and does not say so; **unreadable** otherwise (truncated, damaged, foreign): such a
+`status`), has the columns a row needs, and every row says `status = completed`; **stopped**
+when its rows say `stopped` (an `ablate search` trial ended early on purpose by ASHA) and none
+`failed`; **failed** when it reads and says neither; **unreadable** otherwise (truncated, damaged, foreign): such a
 trial is run again by the next `ablate run`, whose commit replaces the file. Torch-free,
 Ray-free.
 """
@@ -28,7 +29,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "seed", "status", "resolution")
 @dataclass(frozen=True)
 class TrialFile:
     path: Path
-    state: str  # "completed" | "failed" | "unreadable"
+    state: str  # "completed" | "failed" | "stopped" | "unreadable"
     table: pa.Table | None = None
     reason: str = ""
 
@@ -49,5 +50,10 @@ def read_trial_file(path: str | Path) -> TrialFile:
     if not t.num_rows:
         return TrialFile(path, "unreadable", reason="no rows")
     statuses = [str(s or "").strip().lower() for s in t.column("status").to_pylist()]
-    state = "completed" if all(s == "completed" for s in statuses) else "failed"
+    if all(s == "completed" for s in statuses):
+        state = "completed"
+    elif "stopped" in statuses and set(statuses) <= {"stopped", "completed"}:
+        state = "stopped"
+    else:
+        state = "failed"
     return TrialFile(path, state, t)

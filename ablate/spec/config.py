@@ -254,6 +254,8 @@ class TrialConfig:
     variant_order: int = 0  # index of the variant in the spec (the table's row order)
     spec_dir: str = ""  # directory of the study file: relative data paths resolve against it
     #   (not part of the id, so the same trial has the same id on every machine)
+    search: str = ""  # the `ablate search` it was sampled by ("" for the study's own trials);
+    #   not part of the id
 
     def axes(self) -> dict[str, object]:
         """The axis columns of the result rows (ablate.results.schema.TRIAL_COLUMNS)."""
@@ -285,6 +287,7 @@ class Study:
     variants: tuple[VariantConfig, ...]
     grid: tuple[tuple[str, tuple[object, ...]], ...]  # axis → values, in file order
     overrides: tuple[tuple[str, object], ...] = ()  # the --set pairs applied
+    search: object = None  # the [search] table (ablate.spec.search.SearchConfig), or None
     notes: tuple[str, ...] = ()  # what validation adjusted and the user should know (e.g. a
     #   curriculum scaled to --set train.epochs); the CLI prints them
     raw: dict = field(default_factory=dict, compare=False, repr=False)  # the merged document

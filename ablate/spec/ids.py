@@ -63,6 +63,7 @@ def trial_to_dict(t: C.TrialConfig) -> dict:
         "train": _plain(t.train),
         "variant_order": t.variant_order,
         "spec_dir": t.spec_dir,
+        "search": t.search,
     }
 
 
@@ -81,6 +82,7 @@ def trial_from_dict(d: dict) -> C.TrialConfig:
         data=data, model=model, train=train,
         grid=tuple((k, freeze(v)) for k, v in d.get("grid", {}).items()),
         variant_order=int(d.get("variant_order", 0)), spec_dir=d.get("spec_dir", ""),
+        search=str(d.get("search", "")),
     )
     return dataclasses.replace(t, trial_id=make_trial_id(data, model, train, t.seed))
 

@@ -33,7 +33,7 @@ SECTIONS = {
     "train": C.TrainConfig,
     "resources": C.ResourcesConfig,
 }
-TOP_KEYS = [*SECTIONS, "grid", "variant"]
+TOP_KEYS = [*SECTIONS, "grid", "variant", "search"]
 # variant / grid shorthands → (section, key)
 AXES = {
     "jitter": ("train", "jitter"),
@@ -204,6 +204,10 @@ def build_study(doc: dict, file: str = "<study>", overrides=()) -> C.Study:
     notes: list[str] = []
     expand(result, problems=problems, notes=notes)
     result = dataclasses.replace(result, notes=tuple(notes))
+    if "search" in doc and variants:  # `ablate search` (ablate/spec/search.py)
+        from ablate.spec.search import parse_search
+
+        result = dataclasses.replace(result, search=parse_search(doc["search"], result, problems))
     if problems:
         set_keys = {item.split("=", 1)[0].strip() for item in overrides}
         marked = [p if p.key not in set_keys else type(p)(p.key, p.message + " (from --set)")

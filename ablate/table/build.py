@@ -150,9 +150,16 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
         raise ValueError(f"unknown metric {metric!r}: expected one of {', '.join(METRICS)}")
     metric = Metric(metric).value  # a plain str from here on
     col = s.columns()
-    trials = _trials(col)
+    from ablate.table.search import grid_view  # `ablate search` trials: confirmed ones only
+
+    trials = grid_view(_trials(col), col, s.dir)
     if not trials:
         reason = f" ({s.skipped_count} unreadable file(s) skipped)" if s.skipped_count else ""
+        from ablate.results.search import search_records
+
+        if search_records(s.dir):
+            reason += ("; only sampled trials of `ablate search`: `ablate table --search` "
+                       "lists them")
         raise NoResults(f"no trial results yet in {s.root}{reason}")
     m = s.manifest
     notes: list[str] = []

@@ -1,0 +1,67 @@
+"""`ablate search`: Optuna's sampler on Ray Tune over the study's [search] space."""
+
+from __future__ import annotations
+
+import math
+
+import typer
+
+from ablate.cli.common import SetOption, fail, study_or_exit
+
+
+def search(
+    study_file: str = typer.Argument(..., metavar="STUDY.toml", help="A study with a [search] "
+                                     "table."),
+    results: str = typer.Option("results", "--results", help="Results root; files go to "
+                                "RESULTS/<study>/, beside the study's grid trials."),
+    address: str = typer.Option(None, "--address", help="Join a Ray cluster: auto, HOST:PORT "
+                                "or ray://HOST:PORT (default: RAY_ADDRESS, else an embedded "
+                                "local Ray)."),
+    confirm: int = typer.Option(0, "--confirm", metavar="K", min=0, help="Then re-run the K "
+                                "best configurations with every seed of the study; `ablate "
+                                "table` shows them beside the variants."),
+    top: int = typer.Option(5, "--top", min=1, help="How many of the best to print."),
+    sets: list[str] = SetOption,
+) -> None:
+    """Search the study's [search] space with Optuna (TPE or random) on Ray Tune.
+
+    Every sampled configuration is a normal trial (trials/, history/) marked with the search;
+    run it again to resume (finished configurations are never trained again). Exit 0 when the
+    search has all its samples, 1 when some trials failed, 2 on invalid input, 130 when stopped
+    by Ctrl-C.
+    """
+    from ablate.orchestrate.lock import StudyLocked
+    from ablate.orchestrate.preflight import RunError
+    from ablate.orchestrate.search import run_search
+
+    study = study_or_exit(study_file, sets)
+    if study.search is None:
+        fail(f"{study_file}: no [search] table: add one to say what to optimise over which "
+             "keys (README, \"Searching\")")
+    try:
+        summary = run_search(study, results, address=address, confirm=confirm)
+    except (RunError, StudyLocked) as e:
+        fail(f"error: {e}")
+    except OSError as e:
+        from ablate.orchestrate.preflight import disk_full_message
+        from ablate.results.atomic import is_disk_full
+
+        if not is_disk_full(e):
+            raise
+        fail(f"error: {disk_full_message(e)}", code=1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: run the same command again to resume the search", err=True)
+        raise typer.Exit(130)
+    s = study.search
+    done = sum(1 for t in summary.trials)
+    typer.echo(f"{study.name}: search {s.name!r}: {done}/{s.num_samples} sampled trials "
+               f"finished ({summary.ran} this run) → {summary.study_root}")
+    best = [t for t in summary.trials if t.status == "completed" and not math.isnan(t.value)]
+    for k, t in enumerate(best[:top], start=1):
+        typer.echo(f"  #{k} {s.metric}@{s.resolution} = {t.value:.4g}  {t.grid}  ({t.trial_id})")
+    if summary.confirmed:
+        typer.echo(f"  confirmed {len(summary.confirmed)} trials: `ablate table "
+                   f"{summary.study_root}` shows them beside the variants")
+    for tid, err in summary.failed.items():
+        typer.echo(f"  FAILED {tid}: {err}", err=True)
+    raise typer.Exit(summary.exit_code)
