@@ -6,20 +6,18 @@ write the run reaches."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from ablate.cli.app import app
-from ablate.train import checkpoint as ckpt
 
 from conftest import write_tiny_study
+from study_checks import check_every_file_complete
 from synthetic_results import make_study
 
 runner = CliRunner()
@@ -53,24 +51,6 @@ def fill(d: Path, leave: int) -> Path:
     free = st.f_bavail * st.f_frsize
     filler.write_bytes(b"\0" * max(0, free - leave))
     return filler
-
-
-def check_every_file_complete(root: Path) -> None:
-    """No temporary files; every file that exists reads completely."""
-    for p in root.rglob("*"):
-        if not p.is_file() or p.name == ".run.lock":
-            continue
-        assert not p.name.endswith((".tmp", ".old")), p
-        if p.suffix == ".parquet":
-            pq.read_table(p)
-        elif p.suffix == ".json":
-            json.loads(p.read_text())
-        elif p.suffix == ".npz":
-            with np.load(p) as z:
-                [z[k] for k in z.files]
-        elif p.name == ckpt.FILE:
-            assert ckpt.load(p.parent) is not None
-    assert not [p for p in root.rglob(".stage-*")]
 
 
 @pytest.mark.parametrize("leave_kb", [24, 160, 420])

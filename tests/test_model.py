@@ -206,10 +206,16 @@ def test_bf16_autocast_stays_close_to_fp32():
 
 
 def test_shared_queries_are_computed_once_with_the_same_result():
-    # an expanded (stride-0) batch of coordinates takes the broadcast path in the decoder
-    model = tiny_model()
-    img = images(3)
-    shared = make_coord(24).expand(3, -1, -1)
+    # an expanded (stride-0) batch of coordinates takes the broadcast path in the decoder.
+    # In float64: the two paths add the same terms in different orders (the broadcast one
+    # sums the batch's gradient contributions in the expand's backward), which in float32
+    # leaves differences up to ~1e-5 relative on some gradient elements (more with
+    # OMP_NUM_THREADS=1, whose reductions group differently). In float64 that rounding is
+    # ~1e-14, far under the default tolerance (1e-7), while a real difference between the
+    # paths (a wrong or missing term) is as large in float64 as in float32.
+    model = tiny_model().double()
+    img = images(3).double()
+    shared = make_coord(24).double().expand(3, -1, -1)
     copies = shared.clone()
     assert shared.stride(0) == 0 and copies.stride(0) != 0
     a, b = model(img, shared), model(img, copies)
