@@ -180,7 +180,15 @@ def test_s3_storage_resumes_from_the_store_after_the_driver_is_killed(cluster, t
     finally:
         os.kill(proc.pid, signal.SIGKILL)  # the driver; its trials die with its job
         proc.wait()
-    in_store = store_checkpoints(s3_store, "ablate/")
+    # the job's workers on the cluster die after the driver, not with it: a checkpoint upload
+    # under way may still land; the store is read once it has stopped changing
+    in_store, deadline = store_checkpoints(s3_store, "ablate/"), time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(3)
+        now = store_checkpoints(s3_store, "ablate/")
+        if now == in_store:
+            break
+        in_store = now
     assert not (root / "ray").exists()  # nothing checkpointed locally: all in the store
     assert len(list((root / "trials").glob("*.parquet"))) < 2
 
