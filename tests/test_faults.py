@@ -94,3 +94,33 @@ def test_results_on_a_file_or_a_read_only_folder_is_invalid_input(tmp_path, tmpf
     for out, says in ((a_file, "is a file"), (read_only / "out", "cannot write")):
         r = runner.invoke(app, ["report", str(tmp_path / "r"), "--out", str(out)])
         assert r.exit_code == 2 and says in r.output, (out, r.output, r.exception)
+
+
+def test_full_disk_under_ray_is_one_error_not_failed_trials(tmp_path, tmpfs, ray_address):
+    """Under Ray the ENOSPC happens in a worker and reaches the driver as the worker's
+    exception: it must come back as DiskFull (it once failed to unpickle and every trial was
+    recorded as failed with a TypeError), end the run with exit 1, and a re-run completes."""
+    study = write_tiny_study(tmp_path, name="fullray", seeds=(0,), epochs=2)
+    disk = tmpfs("2m")
+    filler = fill(disk, 200 * 1024)
+    out = disk / "res"
+    args = ["run", str(study), "--results", str(out), "--address", ray_address]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1, r.output
+    assert "no space left on the device" in r.output and "run the same command again" in r.output
+    assert "TypeError" not in r.output and "FAILED" not in r.output, r.output
+    for f in (out / "fullray" / "trials").glob("*.parquet"):  # none recorded as failed
+        assert set(pq.read_table(f).column("status").to_pylist()) == {"completed"}, f
+
+    filler.unlink()
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    trials = sorted((out / "fullray" / "trials").glob("*.parquet"))
+    assert len(trials) == 2
+    for f in trials:
+        assert set(pq.read_table(f).column("status").to_pylist()) == {"completed"}
+        for kind in ("history", "images"):  # ablate's files read whole (ray/ is Tune's own)
+            pq.read_table(out / "fullray" / kind / f.name)
+    stray = [p for p in out.rglob("*") if p.name.endswith((".tmp", ".old")) or
+             p.name.startswith(".stage")]
+    assert not stray, stray

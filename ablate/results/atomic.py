@@ -31,6 +31,9 @@ class DiskFull(OSError):
         self.path = Path(path)
         super().__init__(errno.ENOSPC, f"no space left on the device while writing {path}")
 
+    def __reduce__(self):  # OSError pickles as (errno, strerror): rebuild from the path instead
+        return (DiskFull, (str(self.path),))  # (Ray sends a worker's exception to the driver)
+
 
 def is_disk_full(e: BaseException) -> bool:
     """An OSError (or shutil.Error, pyarrow's IOError) caused by a full disk or quota."""
