@@ -469,6 +469,13 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # ablate reports progress, failures and how to resume itself; Tune's warnings (e.g.
     # "Resume experiment with: Tuner.restore(...)" on Ctrl-C) would point users the wrong way
+    fit_quietly(tuner, study_dir)
+    return failures, completed
+
+
+def fit_quietly(tuner, study_dir: StudyDir) -> None:
+    """`tuner.fit()` with Tune's warnings held back (ablate reports progress, failures and how
+    to resume itself); a full disk met anywhere inside Tune is raised as one DiskFull."""
     tune_log = logging.getLogger("ray.tune")
     level = tune_log.level
     tune_log.setLevel(logging.ERROR)
@@ -476,7 +483,7 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tuner.fit()
-    except Exception as e:  # a full disk, wherever Tune met it: one clear error (DiskFull)
+    except Exception as e:
         seen, cause = set(), e
         while cause is not None and id(cause) not in seen:
             if is_disk_full(cause):
@@ -486,4 +493,3 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
         raise
     finally:
         tune_log.setLevel(level)
-    return failures, completed

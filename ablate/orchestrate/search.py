@@ -29,11 +29,9 @@ How it fits the rest (Ray 2.60 APIs):
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +40,8 @@ from ray import tune
 from ablate.orchestrate.lock import StudyLock
 from ablate.orchestrate.preflight import RunError, check_data, check_results
 from ablate.orchestrate.progress import Progress
-from ablate.orchestrate.ray_tune import _Recorder, connect, run_ray, trial_resources
+from ablate.orchestrate.ray_tune import (_Recorder, connect, fit_quietly, run_ray,
+                                         trial_resources)
 from ablate.orchestrate.study_files import all_checkpoints
 from ablate.results.atomic import atomic_write_text
 from ablate.results.layout import StudyDir
@@ -345,25 +344,7 @@ def _tune(study: Study, search: SearchConfig, study_dir: StudyDir, cluster, prog
     # the objective comes with the last report only, quick_psnr (ASHA's) with the epochs' only
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    tune_log = logging.getLogger("ray.tune")
-    level = tune_log.level
-    tune_log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tuner.fit()
-    except Exception as e:  # a full disk, wherever Tune met it: one clear error (DiskFull)
-        from ablate.results.atomic import DiskFull, is_disk_full
-
-        seen, cause = set(), e
-        while cause is not None and id(cause) not in seen:
-            if is_disk_full(cause):
-                raise DiskFull(getattr(cause, "path", None) or study_dir.root) from e
-            seen.add(id(cause))
-            cause = cause.__cause__ or cause.__context__
-        raise
-    finally:
-        tune_log.setLevel(level)
+    fit_quietly(tuner, study_dir)
     return len(recorder.started), failures, bool(recorder.started - recorder.ended)
 
 
