@@ -349,6 +349,40 @@ def _error_text(trial) -> str:
     return f"trial errored (status {trial.status})"
 
 
+def _names_disk_full(text: str) -> bool:
+    return "No space left on device" in text or "DiskFull" in text
+
+
+class _QuietDiskFull(logging.Filter):
+    """Drops Ray's own reports of a full disk met in a worker: Tune's "Trial task failed"
+    traceback and Ray's "Unhandled error" line for the same worker exception (logged when its
+    result is dropped, after the run has ended). ablate says it once, with what to do
+    (`DiskFull`, raised by `_Recorder` and printed by the CLI). Every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            seen, e = set(), record.exc_info[1]
+            while e is not None and id(e) not in seen:
+                if is_disk_full(e):
+                    return False
+                seen.add(id(e))
+                e = e.__cause__ or e.__context__
+        return not (record.getMessage().startswith(("Trial task failed", "Unhandled error"))
+                    and _names_disk_full(record.getMessage()))
+
+
+# the loggers of Tune's controller ("Trial task failed ...") and Ray's worker ("Unhandled
+# error ..."); the filter stays for the process: Ray's line comes after `fit` has returned
+_DISK_FULL_LOGGERS = ("ray.tune.execution.tune_controller", "ray._private.worker")
+
+
+def _quiet_disk_full() -> None:
+    for name in _DISK_FULL_LOGGERS:
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _QuietDiskFull) for f in log.filters):
+            log.addFilter(_QuietDiskFull())
+
+
 class _Recorder(tune.Callback):
     """Driver-side: progress lines, running markers, and the commit of every finished trial."""
 
@@ -380,6 +414,8 @@ class _Recorder(tune.Callback):
                                 result["img_per_s"])
 
     def on_trial_recover(self, iteration, trials, trial, **info):
+        if _names_disk_full(_error_text(trial)):
+            raise DiskFull(self.study_dir.root)  # a retry would meet the same full disk
         cfg = self._cfg(trial)
         self.progress.note(f"retrying {cfg.variant} seed {cfg.seed} ({cfg.trial_id}) after "
                            f"failure {trial.num_failures}: {_error_text(trial)}")
@@ -403,7 +439,7 @@ class _Recorder(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         cfg = self._cfg(trial)
         error = _error_text(trial)
-        if "No space left on device" in error or "DiskFull" in error:
+        if _names_disk_full(error):
             raise DiskFull(self.study_dir.root)  # not the trial's fault: stop, resume later
         node = str((trial.last_result or {}).get("node") or "")
         with tempfile.TemporaryDirectory(prefix=self.study_dir.staging_prefix(cfg.trial_id),
@@ -476,6 +512,7 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
 def fit_quietly(tuner, study_dir: StudyDir) -> None:
     """`tuner.fit()` with Tune's warnings held back (ablate reports progress, failures and how
     to resume itself); a full disk met anywhere inside Tune is raised as one DiskFull."""
+    _quiet_disk_full()
     tune_log = logging.getLogger("ray.tune")
     level = tune_log.level
     tune_log.setLevel(logging.ERROR)
