@@ -1,13 +1,21 @@
-"""SIGKILL at 20 points of a small study, each followed by runs until it completes (issue 13).
+"""SIGKILL at 22 points of a small study, each followed by runs until it completes (issue 13).
 
-The kill points are seeded random times over the measured duration of one uninterrupted run
-of the same study, taken in increasing order, so they fall in every phase: start-up (lock,
-manifest, sweeping what a killed run left), mid-epoch, a checkpoint being written, a trial's
-files being committed, between trials. Runs go on in the same results folder after each kill
-(each resuming what the last one left) until one completes; a kill point that comes after the
-study has completed is moved to a fresh results folder. Every folder that completes is checked: each trial
-completed exactly once (its trial file written once and never again), each history
-continuous (epochs 1..E), every file readable, nothing temporary, stale or stray left.
+Most kill points are study events, not times: the run is killed just before or just after the
+n-th rename that publishes a file whose path (relative to the study) matches a pattern. Every
+file ablate writes is published by such a rename (`results.atomic.atomic_write`), so the
+events walk through a study in order: start-up (manifest, study.toml), a trial marked running,
+each file of an epoch checkpoint (checkpoint.pt, history.parquet, meta.json: a kill between
+them leaves a checkpoint of two epochs), a trial's files being staged, then committed one by
+one (artifacts — including the middle of replacing a folder that a killed commit left —
+images, history, the trial file last), the moment between two trials, and the end of the
+last commit. Each run goes on in the same results folder, resuming what the last one left, and
+the test checks that every kill point was reached (the run was killed, at that event). Four
+more kills fall at seeded random times over the measured duration of one whole run, in a fresh
+folder: mid-epoch, while a file is being written rather than renamed.
+
+Every folder that completes is checked: each trial completed exactly once (its trial file
+written once and never again), each history continuous (epochs 1..E), every file readable,
+nothing temporary, stale or stray left.
 
 The local executor: the kill hits the process that writes every file. The Ray executor's
 single kill point is in test_run.py (`test_sigkill_mid_study_then_rerun_...`)."""
@@ -15,6 +23,7 @@ single kill point is in test_run.py (`test_sigkill_mid_study_then_rerun_...`).""
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +36,31 @@ from ablate.spec import expand, load_study
 from conftest import write_tiny_study
 from study_checks import check_every_file_complete
 
-KILL_POINTS = 20
 EPOCHS = 3
+
+# (pattern of the published path relative to the study, n-th match in the run, before|after
+# the rename), in the order a study meets them; the comment says what the kill leaves
+EVENTS = [
+    ("manifest.json", 1, "before"),                      # start-up: the lock held, nothing published
+    ("study.toml", 1, "after"),                          # start-up done, no trial begun
+    ("running/*", 1, "before"),                          # trial 1 about to be marked running
+    ("checkpoints/*/checkpoint.pt", 1, "after"),         # epoch 1: its state, no history/meta
+    ("checkpoints/*/history.parquet", 1, "after"),       # next epoch: state and history, old meta
+    ("checkpoints/*/meta.json", 1, "before"),            # next epoch: all but meta
+    (".stage-*/images.parquet", 1, "after"),             # trained; result files half staged
+    (".stage-*/trial.parquet", 1, "after"),              # staged; nothing committed
+    ("artifacts/*", 1, "after"),                         # committing: artifacts only
+    ("artifacts/.*.old", 1, "after"),                    # replacing those: old moved aside, new not in
+    ("history/*", 1, "after"),                           # committed all but the trial file
+    ("trials/*", 1, "before"),                           # the trial file written, not renamed
+    ("trials/*", 1, "after"),                            # trial 1 committed: between two trials
+    ("running/*", 1, "after"),                           # trial 2 marked running
+    ("checkpoints/*/meta.json", 2, "after"),             # trial 2: two whole epoch checkpoints
+    ("checkpoints/*/checkpoint.pt", 1, "before"),        # trial 2, last epoch: state not renamed
+    ("trials/*", 1, "before"),                           # trial 2's trial file not renamed
+    ("trials/*", 1, "after"),                            # all committed; killed before the summary
+]
+TIMED = 4  # kills at seeded random times
 
 
 def small_study(directory: Path) -> Path:
@@ -51,13 +83,41 @@ import ablate.cli.app, ablate.orchestrate.record, ablate.train.trial, ablate.met
 
 log = sys.argv[1]
 print("ready", flush=True)
+
+
+def kill_at(event, study_root):
+    # SIGKILL this run at `event` ("PATTERN@N:before|after"): the N-th os.replace whose
+    # destination, relative to the study, matches PATTERN (fnmatch)
+    from fnmatch import fnmatch
+
+    pattern, rest = event.rsplit("@", 1)
+    n, when = rest.split(":")
+    n, seen, replace = int(n), [0], os.replace
+
+    def hooked(src, dst, *a, **k):
+        rel = os.path.relpath(os.fspath(dst), study_root)
+        hit = fnmatch(rel, pattern) and (seen.__setitem__(0, seen[0] + 1) or seen[0] == n)
+        if hit and when == "before":
+            print(f"KILL {event} at {rel}", flush=True)
+            os.killpg(0, signal.SIGKILL)
+        out = replace(src, dst, *a, **k)
+        if hit:
+            print(f"KILL {event} at {rel}", flush=True)
+            os.killpg(0, signal.SIGKILL)
+        return out
+
+    os.replace = hooked
+
+
 for line in sys.stdin:
-    at, *args = line.split()
+    at, event, study_root, *args = line.split()
     pid = os.fork()
     if pid == 0:
         os.setsid()
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         os.dup2(fd, 1), os.dup2(fd, 2)
+        if event != "-":
+            kill_at(event, study_root)
         sys.argv = ["ablate", *args]
         code = 0
         try:
@@ -75,7 +135,11 @@ for line in sys.stdin:
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            print("exit", os.waitstatus_to_exitcode(status), time.monotonic() - t0, flush=True)
+            if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+                print("killed", flush=True)  # at its event
+            else:
+                print("exit", os.waitstatus_to_exitcode(status), time.monotonic() - t0,
+                      flush=True)
             break
         if time.monotonic() >= deadline:
             os.killpg(pid, signal.SIGKILL)
@@ -96,10 +160,12 @@ class Runs:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout.readline().strip() == "ready"
 
-    def run(self, out: Path, kill_after: float = 600.0) -> tuple[str, float]:
-        """("killed", kill_after), or ("exit <code>", the seconds it ran)."""
-        self.proc.stdin.write(f"{kill_after} run {self.study} --results {out} "
-                              "--executor local\n")
+    def run(self, out: Path, kill_after: float = 600.0, event: str = "-") -> tuple[str, float]:
+        """("killed", kill_after), or ("exit <code>", the seconds it ran). `event`:
+        "PATTERN@N:before|after", kill at that rename instead (see RUNNER)."""
+        assert " " not in f"{event}{out}{self.study}"
+        self.proc.stdin.write(f"{kill_after} {event} {out / 'kill'} run {self.study} "
+                              f"--results {out} --executor local\n")
         self.proc.stdin.flush()
         answer = self.proc.stdout.readline().strip()
         assert answer, "the runner died: " + self.log.read_text()
@@ -116,7 +182,7 @@ class Runs:
 def trial_stamps(root: Path) -> dict[str, tuple[int, int]]:
     """trial_id → (inode, mtime) of its trial file: a file written again changes them."""
     out = {}
-    for f in (root / "trials").glob("*"):
+    for f in (root / "trials").glob("[!.]*.parquet"):  # published ones (not a killed write's temp)
         st = f.stat()
         out[f.name] = (st.st_ino, st.st_mtime_ns)
     return out
@@ -156,49 +222,56 @@ def check_study(root: Path, ids: set[str]) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_sigkill_at_20_points_then_reruns_complete_each_trial_once(tmp_path):
+def test_sigkill_at_22_points_then_reruns_complete_each_trial_once(tmp_path):
     study = small_study(tmp_path)
     ids = {t.trial_id for t in expand(load_study(study))}
     log = tmp_path / "runs.log"
     runs = Runs(study, log)
     try:
-        # one uninterrupted run: the span the kill points are drawn from
+        # one uninterrupted run: the span the timed kill points are drawn from
         answer, span = runs.run(tmp_path / "whole")
         assert answer == "exit 0", log.read_text()
         check_study(tmp_path / "whole" / "kill", ids)
 
+        # the study events, in order, in one results folder: each run resumes what the last
+        # one left and must be killed at its event (an event never reached is a failure)
+        out, seen = tmp_path / "events", {}
+        for pattern, n, when in EVENTS:
+            event = f"{pattern}@{n}:{when}"
+            answer, _ = runs.run(out, event=event)
+            assert answer == "killed", (event, answer, log.read_text()[-3000:])
+            check_completed_once(out / "kill", ids, seen)
+        hits = re.findall(r"^KILL (\S+) at (\S+)$", log.read_text(), re.M)
+        assert [e for e, _ in hits] == [f"{p}@{n}:{w}" for p, n, w in EVENTS], hits
+        assert runs.run(out)[0] == "exit 0", log.read_text()[-3000:]
+        check_completed_once(out / "kill", ids, seen)
+        check_study(out / "kill", ids)
+
+        # kills at seeded random times, in increasing order, in a fresh folder: mid-epoch and
+        # mid-write (a kill after the study completed moves on to another fresh folder)
         rng = random.Random(13)
-        # in increasing order: each run resumes what the last one left and runs longer before
-        # its kill, so the kills walk through the study (start-up, each trial's epochs and
-        # checkpoints, its commit, the next trial) instead of all landing in its first epoch
-        points = sorted(rng.uniform(0.02, 0.95) for _ in range(KILL_POINTS))
-        folders = [tmp_path / "res0"]
-        seen: dict = {}
-        killed = 0
+        points = sorted(rng.uniform(0.1, 0.95) for _ in range(TIMED))
+        folders, seen, killed = [tmp_path / "timed0"], {}, 0
         for point in points:
             while True:
                 out = folders[-1]
-                fresh = not out.exists()
                 answer, took = runs.run(out, kill_after=point * span)
                 check_completed_once(out / "kill", ids, seen)
                 if answer == "killed":
                     killed += 1
                     break
-                # the study completed before this point: check it; the point goes to a fresh
-                # folder
-                assert answer == "exit 0", log.read_text()
+                assert answer == "exit 0", log.read_text()[-3000:]
                 check_study(out / "kill", ids)
-                folders.append(tmp_path / f"res{len(folders)}")
+                folders.append(tmp_path / f"timed{len(folders)}")
                 seen = {}
-                if fresh:  # a whole run, faster than the measured one (a busy machine quietened)
-                    span = took
-        assert killed == KILL_POINTS
-
+        assert killed == TIMED
         out = folders[-1]  # after the last kill, the next run completes the study
-        assert runs.run(out)[0] == "exit 0", log.read_text()
+        assert runs.run(out)[0] == "exit 0", log.read_text()[-3000:]
         check_completed_once(out / "kill", ids, seen)
         check_study(out / "kill", ids)
     finally:
         runs.close()
-    print(f"uninterrupted run {span:.1f} s; {killed} kills over {len(folders)} results folders; "
-          f"trials committed by killed runs: {log.read_text().count(' done ') - 2 * len(folders)}")
+    print(f"uninterrupted run {span:.1f} s; {len(EVENTS)} kills at study events, "
+          f"{killed} at times over {len(folders)} folders; events hit:")
+    for event, at in hits:
+        print(f"  {event:40s} {at}")
