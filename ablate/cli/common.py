@@ -1,12 +1,24 @@
-"""What every command shares: loading a study or exiting 2 with the spec's problems."""
+"""What the commands share: their common options, loading a study or exiting 2 with the spec's
+problems, and the exit codes of a command that trains (`run_errors`)."""
 
 from __future__ import annotations
 
-from typing import NoReturn
+from contextlib import contextmanager
+from typing import Callable, Iterator, NoReturn
 
 import typer
 
 from ablate.spec import Study, SpecError, load_study
+
+
+def results_option(where: str = "") -> typer.Option:
+    return typer.Option("results", "--results",
+                        help=f"Results root; files go to RESULTS/<study>/{where}.")
+
+
+AddressOption = typer.Option(
+    None, "--address", help="Join a Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: "
+                            "RAY_ADDRESS, else an embedded local Ray).")
 
 SetOption = typer.Option(
     None, "--set", metavar="KEY=VALUE",
@@ -28,3 +40,26 @@ def study_or_exit(path: str, sets: list[str] | None) -> Study:
     for note in study.notes:
         typer.echo(f"note: {note}", err=True)
     return study
+
+
+@contextmanager
+def run_errors(interrupted: Callable[[], str]) -> Iterator[None]:
+    """A command that trains: a refused run (RunError, the study locked by another run) exits 2
+    with its message, a full disk exits 1 with what to do, Ctrl-C exits 130 after printing
+    `interrupted()` (called then: it may count what the run left); anything else is a bug and
+    keeps its traceback."""
+    from ablate.orchestrate.lock import StudyLocked
+    from ablate.orchestrate.preflight import RunError, disk_full_message
+    from ablate.results.atomic import is_disk_full
+
+    try:
+        yield
+    except (RunError, StudyLocked) as e:
+        fail(f"error: {e}")
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        fail(f"error: {disk_full_message(e)}", code=1)
+    except KeyboardInterrupt:
+        typer.echo(interrupted(), err=True)
+        raise typer.Exit(130)

@@ -6,17 +6,15 @@ from pathlib import Path
 
 import typer
 
-from ablate.cli.common import SetOption, fail, study_or_exit
+from ablate.cli.common import (AddressOption, SetOption, fail, results_option,
+                               run_errors, study_or_exit)
 from ablate.orchestrate.executor import Executor
 
 
 def run(
     study_file: str = typer.Argument(..., metavar="STUDY.toml", help="The study spec."),
-    results: str = typer.Option("results", "--results", help="Results root; files go to "
-                                "RESULTS/<study>/."),
-    address: str = typer.Option(None, "--address", help="Join a Ray cluster: auto, HOST:PORT "
-                                "or ray://HOST:PORT (default: RAY_ADDRESS, else an embedded "
-                                "local Ray)."),
+    results: str = results_option(),
+    address: str = AddressOption,
     executor: Executor = typer.Option(Executor.ray, "--executor", help="ray: Ray Tune; local: "
                                       "in this process, one trial after another, no Ray."),
     max_concurrent: int = typer.Option(0, "--max-concurrent", help="At most N trials at once "
@@ -47,26 +45,14 @@ def run(
     Exit 0 when every trial completed, 1 when some failed (listed), 2 on invalid input, 130
     when stopped by Ctrl-C (running trials keep their checkpoints; run again to resume).
     """
-    from ablate.orchestrate.lock import StudyLocked
-    from ablate.orchestrate.preflight import RunError, disk_full_message
-    from ablate.results.atomic import is_disk_full
     from ablate.orchestrate.tracking import Tracking
     from ablate.orchestrate.run import run_study
 
     study = study_or_exit(study_file, sets)
-    try:
+    with run_errors(lambda: interrupted_message(results, study.name, storage)):
         summary = run_study(study, results, executor=executor, address=address,
                             max_concurrent=max_concurrent, storage=storage, device=device,
                             variants=variants or (), tracking=Tracking(mlflow, wandb))
-    except (RunError, StudyLocked) as e:
-        fail(f"error: {e}")
-    except OSError as e:
-        if not is_disk_full(e):
-            raise
-        fail(f"error: {disk_full_message(e)}", code=1)
-    except KeyboardInterrupt:
-        typer.echo(interrupted_message(results, study.name, storage), err=True)
-        raise typer.Exit(130)
     n_run = summary.total - summary.skipped
     typer.echo(f"{study.name}: {len(summary.completed)}/{n_run} run now completed, "
                f"{summary.skipped} skipped (already completed), {len(summary.failed)} failed"

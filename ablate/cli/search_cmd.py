@@ -6,17 +6,15 @@ import math
 
 import typer
 
-from ablate.cli.common import SetOption, fail, study_or_exit
+from ablate.cli.common import (AddressOption, SetOption, fail, results_option,
+                               run_errors, study_or_exit)
 
 
 def search(
     study_file: str = typer.Argument(..., metavar="STUDY.toml", help="A study with a [search] "
                                      "table."),
-    results: str = typer.Option("results", "--results", help="Results root; files go to "
-                                "RESULTS/<study>/, beside the study's grid trials."),
-    address: str = typer.Option(None, "--address", help="Join a Ray cluster: auto, HOST:PORT "
-                                "or ray://HOST:PORT (default: RAY_ADDRESS, else an embedded "
-                                "local Ray)."),
+    results: str = results_option(", beside the study's grid trials"),
+    address: str = AddressOption,
     confirm: int = typer.Option(0, "--confirm", metavar="K", min=0, help="Then re-run the K "
                                 "best configurations with every seed of the study; `ablate "
                                 "table` shows them beside the variants."),
@@ -30,28 +28,14 @@ def search(
     search has all its samples, 1 when some trials failed, 2 on invalid input, 130 when stopped
     by Ctrl-C.
     """
-    from ablate.orchestrate.lock import StudyLocked
-    from ablate.orchestrate.preflight import RunError
     from ablate.orchestrate.search import run_search
 
     study = study_or_exit(study_file, sets)
     if study.search is None:
         fail(f"{study_file}: no [search] table: add one to say what to optimise over which "
              "keys (README, \"Searching\")")
-    try:
+    with run_errors(lambda: "interrupted: run the same command again to resume the search"):
         summary = run_search(study, results, address=address, confirm=confirm)
-    except (RunError, StudyLocked) as e:
-        fail(f"error: {e}")
-    except OSError as e:
-        from ablate.orchestrate.preflight import disk_full_message
-        from ablate.results.atomic import is_disk_full
-
-        if not is_disk_full(e):
-            raise
-        fail(f"error: {disk_full_message(e)}", code=1)
-    except KeyboardInterrupt:
-        typer.echo("interrupted: run the same command again to resume the search", err=True)
-        raise typer.Exit(130)
     s = study.search
     done = sum(1 for t in summary.trials)
     typer.echo(f"{study.name}: search {s.name!r}: {done}/{s.num_samples} sampled trials "

@@ -6,15 +6,14 @@ import math
 
 import typer
 
-from ablate.cli.common import SetOption, fail, study_or_exit
+from ablate.cli.common import SetOption, results_option, run_errors, study_or_exit
 
 
 def trial(
     study_file: str = typer.Argument(..., metavar="STUDY.toml", help="The study spec."),
     variant: str = typer.Option(..., "--variant", help="Variant name (see `ablate plan`)."),
     seed: int = typer.Option(..., "--seed", help="One of the study's seeds."),
-    results: str = typer.Option("results", "--results", help="Results root; files go to "
-                                "RESULTS/<study>/."),
+    results: str = results_option(),
     device: str = typer.Option("auto", "--device", help="cpu | cuda | cuda:N | auto."),
     trial_id: str = typer.Option(None, "--trial-id", help="Pick one grid point when the "
                                  "variant and seed match several."),
@@ -28,9 +27,6 @@ def trial(
     Exit 2 on invalid input (unknown variant or seed, bad device or data path), or when an
     `ablate run` of the study is going on; 130 on Ctrl-C.
     """
-    from ablate.orchestrate.lock import StudyLocked
-    from ablate.orchestrate.preflight import RunError, disk_full_message
-    from ablate.results.atomic import is_disk_full
     from ablate.orchestrate.run import run_one
 
     study = study_or_exit(study_file, sets)
@@ -45,19 +41,10 @@ def trial(
                    f"({r.seconds:.1f} s, res {','.join(map(str, r.resolutions))})"
                    + ("  [resumed]" if r.resumed else ""))
 
-    try:
+    with run_errors(lambda: "interrupted: the trial keeps its checkpoint; run the same command "
+                            "again to resume"):
         done = run_one(study, variant, seed, results=results, trial_id=trial_id, device=device,
                        on_start=on_start, on_epoch=on_epoch, log=lambda m: typer.echo("  " + m))
-    except (RunError, StudyLocked) as e:
-        fail(f"error: {e}")
-    except OSError as e:
-        if not is_disk_full(e):
-            raise
-        fail(f"error: {disk_full_message(e)}", code=1)
-    except KeyboardInterrupt:
-        typer.echo("interrupted: the trial keeps its checkpoint; run the same command again to "
-                   "resume", err=True)
-        raise typer.Exit(130)
     if not done.completed:
         typer.echo(f"FAILED: {done.rows[0]['error']}", err=True)
         raise typer.Exit(1)

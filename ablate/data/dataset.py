@@ -184,7 +184,7 @@ class TrainData:
         tf = torch.randint(0, 8, (n,), generator=generator, device=gdev)  # dihedral transform
         photo, u, tf = photo.to(dev), u.to(dev), tf.to(dev)
 
-        h, w = self.heights[photo], self.widths[photo]
+        w = self.widths[photo]
         count = self.pos_counts[photo]
         k = torch.minimum((u * count).long(), count - 1)  # uniform among usable positions
         pos = k

@@ -24,6 +24,7 @@ import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
+from ablate.results.json_safe import json_safe
 from ablate.spec.config import DataConfig, Study, TrialConfig
 
 
@@ -56,7 +57,7 @@ class DataFacts:
     description: str = ""
 
     def as_dict(self) -> dict:
-        return _finite(asdict(self))
+        return json_safe(asdict(self))
 
 
 def band_energy_fraction(imgs, input_size: int) -> float:
@@ -170,11 +171,3 @@ def _pct(x: float | None, r: int, s: int) -> str:
     return f"{100 * x:.1f} %"
 
 
-def _finite(x):
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    return x

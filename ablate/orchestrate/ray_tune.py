@@ -252,6 +252,16 @@ def _trainable(config: dict) -> None:
     train_job(config["job"])
 
 
+def job_of(cfg: TrialConfig, device: str, work_root: str | Path, resume_from=(),
+           storage: str = "") -> dict:
+    """What `train_job` needs to train `cfg` in a worker (plain data: Tune's config): the trial,
+    its device, the study's work folder (`StudyDir.work_dir`, swept by the next run), earlier
+    runs' checkpoint directories newest first, and the storage URI they are in."""
+    return {"trial": trial_to_dict(cfg), "device": device, "storage": storage,
+            "work_root": str(Path(work_root).resolve()),
+            "resume_from": [str(d) for d in resume_from]}
+
+
 def train_job(job: dict, final_metrics=lambda result: {}) -> None:
     """Train one job ({"trial", "device", "resume_from"}) in a Tune worker, reporting each
     epoch and, last, the staged result files; `final_metrics(result)` adds numbers to the last
@@ -477,9 +487,7 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
         if resume:
             progress.note(f"resuming {cfg.variant} seed {cfg.seed} ({cfg.trial_id}) from epoch "
                           f"{resume[0][0]}")
-        jobs.append({"trial": trial_to_dict(cfg), "device": device, "storage": store.uri,
-                     "work_root": str(study_dir.work_dir.resolve()),
-                     "resume_from": [str(d) for _, d in resume]})
+        jobs.append(job_of(cfg, device, study_dir.work_dir, [d for _, d in resume], store.uri))
     by_tid = {cfg.trial_id: cfg for cfg in pending}
     failures: dict[str, str] = {}
     completed: set[str] = set()

@@ -49,7 +49,6 @@ from ablate.results.search import (SearchRecord, SearchTrial, confirm_path, rank
                                    search_trials, write_record)
 from ablate.spec import Study, expand
 from ablate.spec.config import TrialConfig
-from ablate.spec.ids import trial_to_dict
 from ablate.spec.search import SearchConfig, decode, encode, sampled_trial
 
 OBJECTIVE = "objective"  # the searcher's metric in Tune's results
@@ -110,7 +109,7 @@ def objective_of(search: SearchConfig, rows: list[dict]) -> float:
 
 
 def _search_trainable(config: dict, ctx: _Context) -> None:
-    from ablate.orchestrate.ray_tune import train_job
+    from ablate.orchestrate.ray_tune import job_of, train_job
 
     cfg = trial_of(ctx.study, ctx.search, config)
     if cfg.trial_id in ctx.known:  # finished in an earlier run: never trained again
@@ -118,8 +117,7 @@ def _search_trainable(config: dict, ctx: _Context) -> None:
         tune.report({"final": True, "reused": True, "epoch": 0,
                      OBJECTIVE: None if math.isnan(value) else value})
         return
-    job = {"trial": trial_to_dict(cfg), "device": ctx.device, "work_root": ctx.work_root,
-           "resume_from": list(ctx.resume.get(cfg.trial_id, []))}
+    job = job_of(cfg, ctx.device, ctx.work_root, ctx.resume.get(cfg.trial_id, []))
 
     def final(result):
         value = objective_of(ctx.search, result.rows)

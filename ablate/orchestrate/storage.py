@@ -25,7 +25,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from ablate.orchestrate.preflight import RunError
-from ablate.results.layout import CHECKPOINT_FILE, CHECKPOINT_META, RAY_CHECKPOINTS
+from ablate.results.layout import CHECKPOINT_FILE, RAY_CHECKPOINTS
 
 
 @dataclass

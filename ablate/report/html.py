@@ -15,6 +15,7 @@ import html
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ablate.report.search import search_section
 from ablate.results.read import NoResults, StudyResults, load_results
 from ablate.table.build import Table, build_table
 from ablate.table.format import (DETAIL_HEADER, blocks, cells, detail_legend, detail_rows,
@@ -145,7 +146,6 @@ def write_report(dir, out, study: str | None = None, metric: str = "psnr",
         try:
             tables = [build_table(s, metric, baseline), build_table(s, other, baseline)]
         except NoResults:
-            from ablate.report.search import search_section
             from ablate.results.search import search_records
 
             if not search_records(s.dir):
@@ -177,9 +177,7 @@ def write_report(dir, out, study: str | None = None, metric: str = "psnr",
             parts.append(f'<p class="legend">{s.skipped_count} unreadable file(s) skipped: '
                          + html.escape("; ".join(x for v in s.skipped.values() for x in v[:5]))
                          + "</p>")
-        from ablate.report.search import search_section  # `ablate search`es of the study
-
-        parts += search_section(s, out, prefix)
+        parts += search_section(s, out, prefix)  # `ablate search`es of the study
         sections.append("\n".join(parts))
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     names = ", ".join(s.name for s in studies)

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from ablate.results.layout import MANIFEST, PREDICTIONS_FILE, SPECTRA_FILE, StudyDir, find_studies
 from ablate.results.manifest import Manifest, ManifestError, study_manifest
 from ablate.results.schema import TRIAL_COLUMNS
-from ablate.results.trial_file import REQUIRED_COLUMNS, read_trial_file
+from ablate.results.trial_file import read_trial_file
 from ablate.spec.names import RULE, valid_name
 
 # The trial columns the table needs (`load_results(columns=None)` reads every column).

@@ -162,7 +162,7 @@ def parse_search(raw, study: C.Study, problems: Problems) -> SearchConfig | None
         what = "is not a numeric metric column" if settings.metric in TRIAL_COLUMNS \
             else "is not a column of the trial rows"
         problems.add("search.metric", f"{settings.metric!r} {what}"
-                     + suggest(settings.metric, metrics) + f"; expected one of: "
+                     + suggest(settings.metric, metrics) + "; expected one of: "
                      + ", ".join(metrics))
     from ablate.spec.expand import check, resolve
 
@@ -242,8 +242,8 @@ def _space(raw, problems: Problems) -> tuple[tuple[str, Domain], ...]:
             continue
         _, _, tp, _ = target
         if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DOMAIN_KINDS:
-            problems.add(path, f"expected one of {{ choice = [...] }}, {{ uniform = [lo, hi] }}, "
-                         f"{{ loguniform = [lo, hi] }}, {{ int = [lo, hi] }}, got "
+            problems.add(path, "expected one of { choice = [...] }, { uniform = [lo, hi] }, "
+                         "{ loguniform = [lo, hi] }, { int = [lo, hi] }, got "
                          + (f"keys {sorted(spec)}" if isinstance(spec, dict) else describe(spec)))
             continue
         kind, values = next(iter(spec.items()))

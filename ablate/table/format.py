@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import sys
 
 from ablate.metrics.verdict import (
@@ -34,6 +33,7 @@ from ablate.metrics.verdict import (
     TRUE_SR_MAX_ERROR_RATIO,
     TRUE_SR_MIN_COHERENCE_GAIN,
 )
+from ablate.results.json_safe import json_safe
 from ablate.table.build import BASIS_COLUMNS, Row, Table, load_tables
 from ablate.table.choices import Format
 from ablate.table.stats import Comparison, Summary
@@ -530,19 +530,8 @@ def as_dict(t: Table, detail: bool = False) -> dict:
 
 
 def to_json(tables: list[Table], detail: bool = False) -> str:
-    return json.dumps({"studies": [_finite(as_dict(t, detail)) for t in tables]}, indent=2,
+    return json.dumps({"studies": [json_safe(as_dict(t, detail)) for t in tables]}, indent=2,
                       ensure_ascii=False)
-
-
-def _finite(x):
-    """NaN/inf → None, so the JSON is standard."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    return x
 
 
 def render(tables: list[Table], format: str = "text", detail: bool = False) -> str:
