@@ -13,52 +13,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 import pandas as pd
 
-SPEC = """
-[study]
-name = "overhead"
-seeds = {seeds}
-baseline = "plain"
-
-[data]
-source = "bundled"
-hr_size = 32
-input_size = 16
-eval_resolutions = [16]
-train_samples = 16
-test_samples = 2
-
-[model]
-patch_size = 4
-num_latents = 16
-dim = 16
-depth = 1
-d_state = 4
-expand = 2
-mlp_dim = 32
-heads = 1
-head_dim = 8
-feature_dim = 8
-sigmas = [32, 8]
-
-[train]
-epochs = 1
-batch_size = 16
-warmup_epochs = 0
-
-[resources]
-cpus_per_trial = 1
-gpus_per_trial = 0
-
-[[variant]]
-name = "plain"
-jitter = "none"
-"""
+SMOKE = Path(__file__).resolve().parents[1] / "studies" / "smoke.toml"
+# the smoke study cut down to 1 epoch of 16 crops, 2 held-out crops, one eval resolution
+OVERHEAD = ['study.name="overhead"', "data.eval_resolutions=[16]", "data.train_samples=16",
+            "data.test_samples=2", "train.epochs=1"]
 
 
 def du(path: Path, pattern: str = "**/*") -> int:
@@ -69,12 +32,12 @@ def main() -> None:
     args = sys.argv[1:]
     n = int(args[0]) if args and args[0].isdigit() else 24
     extra = args[args.index("--address"):args.index("--address") + 2] if "--address" in args else []
+    sets = [*OVERHEAD, f"study.seeds={list(range(n))}"]
     with tempfile.TemporaryDirectory() as tmp:
-        study = Path(tmp) / "overhead.toml"
-        study.write_text(textwrap.dedent(SPEC.format(seeds=list(range(n)))))
         out = Path(tmp) / "res"
         t0 = time.monotonic()
-        r = subprocess.run([sys.executable, "-m", "ablate.cli.app", "run", str(study),
+        r = subprocess.run([sys.executable, "-m", "ablate.cli.app", "run", str(SMOKE),
+                            "--variant", "plain", *(a for s in sets for a in ("--set", s)),
                             "--results", str(out), *extra], capture_output=True, text=True)
         wall = time.monotonic() - t0
         if r.returncode != 0:

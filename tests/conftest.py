@@ -1,70 +1,28 @@
-"""Shared fixtures: a tiny study (trains in seconds on this CPU) and one local Ray per session."""
+"""Shared fixtures: a tiny study (studies/smoke.toml: trains in seconds on this CPU) and one
+local Ray per session."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
-TINY = """
-[study]
-name = "{name}"
-seeds = {seeds}
-baseline = "plain"
-
-[data]
-source = "bundled"
-hr_size = 32
-input_size = 16
-eval_resolutions = [16, 32]
-train_samples = 32
-test_samples = 4
-
-[model]
-patch_size = 4
-num_latents = 16
-dim = 16
-depth = 1
-d_state = 4
-expand = 2
-mlp_dim = 32
-heads = 1
-head_dim = 8
-feature_dim = 8
-sigmas = [32, 8]
-
-[train]
-epochs = {epochs}
-batch_size = 16
-lr = 2e-3
-warmup_epochs = 0
-
-[resources]
-cpus_per_trial = 1
-gpus_per_trial = 0
-max_failures = {max_failures}
-
-[[variant]]
-name = "plain"
-label = "Plain"
-jitter = "none"
-
-[[variant]]
-name = "multiscale"
-label = "Multi-scale"
-jitter = {{ placement = "per_batch", std = 0.01 }}
-multiscale = {{ mode = "random_res", resolutions = [16, 24, 32] }}
-{extra}
-"""
+# the tiny study: the shipped smoke study (trains in seconds on this CPU) with a few keys set
+SMOKE = Path(__file__).resolve().parents[1] / "studies" / "smoke.toml"
 
 
 def write_tiny_study(directory: Path, name: str = "tiny", seeds=(0, 1), epochs: int = 2,
                      max_failures: int = 1, extra: str = "") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     p = directory / f"{name}.toml"
-    p.write_text(textwrap.dedent(TINY.format(name=name, seeds=list(seeds), epochs=epochs,
-                                             max_failures=max_failures, extra=extra)))
+    text = SMOKE.read_text()
+    for key, value in (("name", f'"{name}"'), ("seeds", list(seeds)), ("epochs", epochs),
+                       ("max_failures", max_failures)):  # the first `name` is the study's
+        text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text, count=1)
+        assert n == 1, key
+    p.write_text(text + textwrap.dedent(extra))
     return p
 
 

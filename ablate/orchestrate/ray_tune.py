@@ -344,6 +344,14 @@ class _Trial(wrap_function(_trainable)):
         return self.trial_name
 
 
+def actor_named(trainable, name: str):
+    """`trainable` (what `tune.with_resources` returns) named `name` where Ray shows its actors:
+    the dashboard's Class column and the workers' process titles (`ray::<name>.train`), which
+    otherwise read Tune's inner class, `with_resources.<locals>.ResourceTrainable`."""
+    trainable.__name__ = trainable.__qualname__ = name
+    return trainable
+
+
 # ---------------------------------------------------------------------------------------------
 # the driver
 # ---------------------------------------------------------------------------------------------
@@ -494,7 +502,7 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
     name = "run-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     max_conc = max_concurrent or resources.max_concurrent or None
     tuner = tune.Tuner(
-        tune.with_resources(_Trial, {"cpu": cpus, "gpu": gpus}),
+        actor_named(tune.with_resources(_Trial, {"cpu": cpus, "gpu": gpus}), "AblateTrial"),
         param_space={"job": tune.grid_search(jobs)},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=max_conc,
