@@ -1,6 +1,6 @@
 """`ablate search`: the [search] table, Optuna on Ray Tune over tiny trials, resume, tables.
 
-Real Ray (the session's), real Optuna, real files, the TINY study of conftest.py.
+Real Ray (the session's), real Optuna, real files, the tiny study of conftest.py (studies/smoke.toml).
 """
 
 from __future__ import annotations
