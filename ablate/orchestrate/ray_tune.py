@@ -336,20 +336,20 @@ def train_job(job: dict, final_metrics=lambda result: {}) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-class _Trial(wrap_function(_trainable)):
-    """`_trainable` as Tune runs it, named in the Ray dashboard (its actors' "Repr" column,
-    where every trial would read `_trainable`) by its trial's name: study/variant/seed N."""
+def trial_actor(trainable, resources: dict, name: str):
+    """The actor class Tune starts for each trial of the function `trainable`, asking for
+    `resources` ({"cpu": …, "gpu": …}), named `name` where Ray lists its actors (the dashboard's
+    Class column, the workers' process titles `ray::<name>.train`: Tune's own names read
+    `ImplicitFunc` or `ResourceTrainable`), and each actor by its trial's name in the
+    dashboard's Repr column (study/variant/seed N, where every trial would read the same)."""
 
-    def __repr__(self):
-        return self.trial_name
+    class Trial(wrap_function(trainable)):
+        def __repr__(self):
+            return self.trial_name
 
-
-def actor_named(trainable, name: str):
-    """`trainable` (what `tune.with_resources` returns) named `name` where Ray shows its actors:
-    the dashboard's Class column and the workers' process titles (`ray::<name>.train`), which
-    otherwise read Tune's inner class, `with_resources.<locals>.ResourceTrainable`."""
-    trainable.__name__ = trainable.__qualname__ = name
-    return trainable
+    cls = tune.with_resources(Trial, resources)
+    cls.__name__ = cls.__qualname__ = name
+    return cls
 
 
 # ---------------------------------------------------------------------------------------------
@@ -502,7 +502,7 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
     name = "run-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     max_conc = max_concurrent or resources.max_concurrent or None
     tuner = tune.Tuner(
-        actor_named(tune.with_resources(_Trial, {"cpu": cpus, "gpu": gpus}), "AblateTrial"),
+        trial_actor(_trainable, {"cpu": cpus, "gpu": gpus}, "AblateTrial"),
         param_space={"job": tune.grid_search(jobs)},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=max_conc,

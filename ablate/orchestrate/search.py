@@ -40,7 +40,7 @@ from ray import tune
 from ablate.orchestrate.lock import StudyLock
 from ablate.orchestrate.preflight import RunError, check_data, check_results
 from ablate.orchestrate.progress import Progress
-from ablate.orchestrate.ray_tune import (_Recorder, connect, fit_quietly, run_ray,
+from ablate.orchestrate.ray_tune import (_Recorder, connect, fit_quietly, run_ray, trial_actor,
                                          trial_resources)
 from ablate.orchestrate.study_files import all_checkpoints
 from ablate.results.atomic import atomic_write_text
@@ -324,8 +324,8 @@ def _tune(study: Study, search: SearchConfig, study_dir: StudyDir, cluster, prog
         return trial_of(study, search, t.config).trial_id
 
     tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(_search_trainable, ctx=ctx),
-                            {"cpu": cpus, "gpu": gpus}),
+        trial_actor(tune.with_parameters(_search_trainable, ctx=ctx), {"cpu": cpus, "gpu": gpus},
+                    "AblateSearchTrial"),
         param_space={},  # the searcher holds the space
         tune_config=tune.TuneConfig(
             search_alg=limiter(searcher, max_concurrent=max_conc) if max_conc else searcher,
