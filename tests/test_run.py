@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import signal
 import subprocess
@@ -128,10 +130,20 @@ def test_failing_variant_is_retried_then_recorded_with_its_history(tmp_path, ray
     study = write_tiny_study(tmp_path, name="fails", seeds=(0,), epochs=1, max_failures=1,
                              extra=extra)
     out = tmp_path / "res"
-    r = runner.invoke(app, ["run", str(study), "--results", str(out), "--address", ray_address])
+    ray_said = _Records()  # what Ray's loggers pass on to the terminal (outside click's output)
+    logging.getLogger("ray").addHandler(ray_said)
+    try:
+        r = runner.invoke(app, ["run", str(study), "--results", str(out), "--address",
+                                ray_address])
+        gc.collect()  # Ray logs "Unhandled error" when a dropped result held the exception
+    finally:
+        logging.getLogger("ray").removeHandler(ray_said)
     assert r.exit_code == 1, r.output
     assert "retrying broken seed 0" in r.output  # one retry (max_failures = 1)
     assert "FAILED" in r.output and "loss became nan in epoch 2" in r.output
+    # ablate's lines say it; Tune's traceback of the same TrialFailed is not printed as well
+    assert not [m for m in ray_said.messages if "TrialFailed" in m or "did not complete" in m
+                or "Trial task failed" in m], ray_said.messages
     rows = pd.concat(pd.read_parquet(f) for f in trial_files(out / "fails"))
     by_variant = rows.groupby("variant")["status"].agg(set).to_dict()
     assert by_variant == {"plain": {"completed"}, "multiscale": {"completed"}, "broken": {"failed"}}
@@ -144,6 +156,50 @@ def test_failing_variant_is_retried_then_recorded_with_its_history(tmp_path, ray
     assert list(hist["epoch"]) == [1] and np.isfinite(hist["loss"]).all()
     assert not (out / "fails" / "images" / f"{broken['trial_id'].iloc[0]}.parquet").exists()
     assert not list((out / "fails" / "running").glob("*"))  # every trial committed
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(self.format(record))
+
+
+def test_rays_reports_of_failures_ablate_explains_are_dropped_and_others_kept():
+    """The filter on Ray's loggers: a TrialFailed or a full disk (told once, by ablate) is
+    dropped, anywhere in the exception's chain or named in Ray's one-line report; any other
+    exception (a bug) keeps Tune's traceback."""
+    from ablate.orchestrate.ray_tune import _QuietExplained
+    from ablate.results.atomic import DiskFull
+    from ablate.train.trial import TrialFailed
+
+    def record(message, exc=None):
+        return logging.LogRecord("ray.tune.execution.tune_controller", logging.ERROR, "f", 1,
+                                 message, None, (type(exc), exc, None) if exc else None)
+
+    def chained(outer, inner):
+        try:
+            try:
+                raise inner
+            except Exception as e:
+                raise outer from e
+        except Exception as e:
+            return e
+
+    keep = _QuietExplained().filter
+    assert not keep(record("Trial task failed for trial t", TrialFailed("loss became nan")))
+    assert not keep(record("Trial task failed for trial t", DiskFull("/x")))
+    assert not keep(record("Trial task failed for trial t",
+                           chained(RuntimeError("wrapped"), TrialFailed("nan"))))
+    assert not keep(record("Unhandled error (suppress with …): ablate.train.trial.TrialFailed: "
+                           "training loss became nan"))
+    assert not keep(record("Trials did not complete: [s/v/seed 0]"))
+    assert keep(record("Trial task failed for trial t", KeyError("a bug")))
+    assert keep(record("Trial task failed for trial t", chained(RuntimeError("x"), ValueError())))
+    assert keep(record("Unhandled error (suppress with …): KeyError: 'a bug'"))
+    assert keep(record("something else entirely"))
 
 
 def test_missing_data_path_is_invalid_input_not_failed_trials(tmp_path):

@@ -371,34 +371,45 @@ def _names_disk_full(text: str) -> bool:
     return "No space left on device" in text or "DiskFull" in text
 
 
-class _QuietDiskFull(logging.Filter):
-    """Drops Ray's own reports of a full disk met in a worker: Tune's "Trial task failed"
-    traceback and Ray's "Unhandled error" line for the same worker exception (logged when its
-    result is dropped, after the run has ended). ablate says it once, with what to do
-    (`DiskFull`, raised by `_Recorder` and printed by the CLI). Every other record passes."""
+class _QuietExplained(logging.Filter):
+    """Drops Ray's own reports of a worker exception that ablate explains itself: a full disk
+    (`DiskFull`: the run stops with one message saying what to do) and a trial that cannot go
+    on (`TrialFailed`: diverged loss …, its message says what to change; ablate prints it in
+    its "retrying" and FAILED lines and records it in the failed row). For these, Tune's
+    "Trial task failed" traceback and Ray's "Unhandled error" line (logged when a dropped
+    result held the exception, after the run) only repeat it, 40 lines at a time. Any other
+    exception, a bug, keeps its traceback. Tune's closing "Trials did not complete: […]" is
+    dropped too: ablate's summary lists every failed trial with its error."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from ablate.train.trial import TrialFailed
+
         if record.exc_info and record.exc_info[1] is not None:
             seen, e = set(), record.exc_info[1]
             while e is not None and id(e) not in seen:
-                if is_disk_full(e):
+                if is_disk_full(e) or isinstance(e, TrialFailed):
                     return False
                 seen.add(id(e))
                 e = e.__cause__ or e.__context__
-        return not (record.getMessage().startswith(("Trial task failed", "Unhandled error"))
-                    and _names_disk_full(record.getMessage()))
+        message = record.getMessage()
+        if message.startswith("Trials did not complete"):
+            return False
+        return not (message.startswith(("Trial task failed", "Unhandled error"))
+                    and (_names_disk_full(message) or "TrialFailed" in message))
 
 
-# the loggers of Tune's controller ("Trial task failed ...") and Ray's worker ("Unhandled
-# error ..."); the filter stays for the process: Ray's line comes after `fit` has returned
-_DISK_FULL_LOGGERS = ("ray.tune.execution.tune_controller", "ray._private.worker")
+# the loggers of Tune's controller ("Trial task failed ..."), of tune.run ("Trials did not
+# complete ...") and of Ray's worker ("Unhandled error ..."); the filter stays for the
+# process: Ray's line comes after `fit` has returned
+_EXPLAINED_LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.tune",
+                      "ray._private.worker")
 
 
-def _quiet_disk_full() -> None:
-    for name in _DISK_FULL_LOGGERS:
+def _quiet_explained() -> None:
+    for name in _EXPLAINED_LOGGERS:
         log = logging.getLogger(name)
-        if not any(isinstance(f, _QuietDiskFull) for f in log.filters):
-            log.addFilter(_QuietDiskFull())
+        if not any(isinstance(f, _QuietExplained) for f in log.filters):
+            log.addFilter(_QuietExplained())
 
 
 class _Recorder(tune.Callback):
@@ -528,7 +539,7 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
 def fit_quietly(tuner, study_dir: StudyDir) -> None:
     """`tuner.fit()` with Tune's warnings held back (ablate reports progress, failures and how
     to resume itself); a full disk met anywhere inside Tune is raised as one DiskFull."""
-    _quiet_disk_full()
+    _quiet_explained()
     tune_log = logging.getLogger("ray.tune")
     level = tune_log.level
     tune_log.setLevel(logging.ERROR)
