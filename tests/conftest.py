@@ -3,6 +3,8 @@ local Ray per session."""
 
 from __future__ import annotations
 
+import gc
+import logging
 import re
 import textwrap
 from pathlib import Path
@@ -43,3 +45,28 @@ def ray_address():
     yield address
     ray.shutdown()
 
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(self.format(record))
+
+
+@pytest.fixture
+def ray_said():
+    """ray_said() -> what Ray's and Tune's loggers passed on to the terminal so far in the test
+    (outside click's captured output; after a collection, as Ray logs "Unhandled error" when
+    a dropped result held a worker's exception)."""
+    records = _Records()
+    logging.getLogger("ray").addHandler(records)
+
+    def said() -> list[str]:
+        gc.collect()
+        return records.messages
+
+    yield said
+    logging.getLogger("ray").removeHandler(records)
