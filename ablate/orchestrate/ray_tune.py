@@ -263,7 +263,7 @@ def job_of(cfg: TrialConfig, device: str, work_root: str | Path, resume_from=(),
 
 
 def train_job(job: dict, final_metrics=lambda result: {}) -> None:
-    """Train one job ({"trial", "device", "resume_from"}) in a Tune worker, reporting each
+    """Train one job (`job_of`) in a Tune worker, reporting each
     epoch and, last, the staged result files; `final_metrics(result)` adds numbers to the last
     report (`ablate search`: the objective)."""
     import logging
