@@ -183,8 +183,8 @@ class LocalCluster:
                 except ProcessLookupError:
                     pass
         for node in reversed(self.nodes):
-            try:
-                node.proc.wait(timeout=20)
+            try:  # a node whose raylet was killed can ignore SIGTERM: no use waiting long
+                node.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 os.killpg(node.proc.pid, signal.SIGKILL)
                 node.proc.wait()
