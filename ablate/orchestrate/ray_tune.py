@@ -49,7 +49,7 @@ from ablate.orchestrate.progress import Progress
 from ablate.orchestrate.storage import fetch_checkpoint, resolve_storage
 from ablate.orchestrate.study_files import mark_running
 from ablate.orchestrate.tracking import Tracking
-from ablate.results.atomic import DiskFull, atomic_write_text, is_disk_full
+from ablate.results.atomic import DiskFull, atomic_write_text, is_disk_full, names_disk_full
 from ablate.results.commit import Outcome, commit, stage_failure
 from ablate.results.layout import CHECKPOINT_FILE, CHECKPOINT_META, StudyDir, TrialFiles
 from ablate.spec.config import ResourcesConfig, TrialConfig
@@ -367,10 +367,6 @@ def _error_text(trial) -> str:
     return f"trial errored (status {trial.status})"
 
 
-def _names_disk_full(text: str) -> bool:
-    return "No space left on device" in text or "DiskFull" in text
-
-
 class _QuietExplained(logging.Filter):
     """Drops Ray's own reports of a worker exception that ablate explains itself: a full disk
     (`DiskFull`: the run stops with one message saying what to do) and a trial that cannot go
@@ -395,7 +391,7 @@ class _QuietExplained(logging.Filter):
         if message.startswith("Trials did not complete"):
             return False
         return not (message.startswith(("Trial task failed", "Unhandled error"))
-                    and (_names_disk_full(message) or "TrialFailed" in message))
+                    and (names_disk_full(message) or "TrialFailed" in message))
 
 
 # the loggers of Tune's controller ("Trial task failed ..."), of tune.run ("Trials did not
@@ -443,7 +439,7 @@ class _Recorder(tune.Callback):
                                 result["img_per_s"])
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        if _names_disk_full(_error_text(trial)):
+        if names_disk_full(_error_text(trial)):
             raise DiskFull(self.study_dir.root)  # a retry would meet the same full disk
         cfg = self._cfg(trial)
         self.progress.note(f"retrying {cfg.variant} seed {cfg.seed} ({cfg.trial_id}) after "
@@ -468,7 +464,7 @@ class _Recorder(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         cfg = self._cfg(trial)
         error = _error_text(trial)
-        if _names_disk_full(error):
+        if names_disk_full(error):
             raise DiskFull(self.study_dir.root)  # not the trial's fault: stop, resume later
         node = str((trial.last_result or {}).get("node") or "")
         with tempfile.TemporaryDirectory(prefix=self.study_dir.staging_prefix(cfg.trial_id),

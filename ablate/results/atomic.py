@@ -35,15 +35,22 @@ class DiskFull(OSError):
         return (DiskFull, (str(self.path),))  # (Ray sends a worker's exception to the driver)
 
 
+# how a full disk or quota reads in an error's text (pyarrow's IOError, a traceback's last line)
+_DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded", f"[Errno {errno.ENOSPC}]")
+
+
 def is_disk_full(e: BaseException) -> bool:
     """An OSError (or shutil.Error, pyarrow's IOError) caused by a full disk or quota."""
     if isinstance(e, DiskFull):
         return True
     if not isinstance(e, OSError):
         return False
-    return e.errno in (errno.ENOSPC, errno.EDQUOT) or any(
-        m in str(e) for m in ("No space left on device", "Disk quota exceeded",
-                              f"[Errno {errno.ENOSPC}]"))
+    return e.errno in (errno.ENOSPC, errno.EDQUOT) or names_disk_full(str(e))
+
+
+def names_disk_full(text: str) -> bool:
+    """An error's text (e.g. the last line of a Ray worker's traceback) says the disk is full."""
+    return "DiskFull" in text or any(m in text for m in _DISK_FULL_TEXT)
 
 
 def fsync_tree(p: Path) -> None:
