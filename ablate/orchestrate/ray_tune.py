@@ -173,15 +173,20 @@ def _init_loopback(ray, num_cpus: int | None):
     (`services.resolve_ip_for_localhost`) unless "Ray clusters" are disabled, which is what
     RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 does (read by `ray_constants` at import: set here for
     the processes Ray starts, and on the imported module for this one). `address="local"`:
-    always a new instance, never a `ray start` cluster found on this machine."""
+    always a new instance, never a `ray start` cluster found on this machine. The dashboard
+    where its packages are installed (ray[default]); a minimal Ray (e.g. the one carried to a
+    bare GPU node, docs/gpu.md) starts without it, as Ray's own default does, instead of
+    refusing to start ("Cannot include dashboard with missing packages")."""
     from ray._private import ray_constants
+    from ray._private.utils import get_dashboard_dependency_error
 
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     before = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False
+    dashboard = True if get_dashboard_dependency_error() is None else None  # None: Ray's default
     try:
         return ray.init(address="local", num_cpus=num_cpus, _node_ip_address=LOOPBACK,
-                        include_dashboard=True, dashboard_host=LOOPBACK,
+                        include_dashboard=dashboard, dashboard_host=LOOPBACK,
                         logging_level="WARNING", log_to_driver=False)
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = before
