@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds .carry/, what scripts/gpu_study.sh needs on a bare GPU node beside the checkout
+# (docs/gpu.md). Run here once, with the package index reachable; .carry/ is git-ignored
+# (.git/info/exclude) and travels as a carried path.
+#
+#   bash scripts/gpu_carry.sh TOOLS_DIR [OUT_DIR=.carry]
+#
+# TOOLS_DIR holds carry-ray.sh, build-mamba-ssm.sh, build-causal-conv1d.sh and the
+# mamba_ssm-*.tar.gz / causal_conv1d-*.tar.gz source archives. What it writes to OUT_DIR:
+#   ray-site.tar.xz         Ray 2.60 for Python 3.12 + jsonschema & co. (carry-ray.sh, ~28 MB)
+#   build-*.sh, *.tar.gz    the offline one-architecture builds of mamba-ssm / causal-conv1d
+#   fallback-wheels/        Ray's small requirements (msgpack, protobuf, PyYAML, requests and
+#                           its four, click, filelock, packaging) for Python 3.12, at this
+#                           venv's versions: unpacked on the node only for those that do not
+#                           import there
+#   sklearn-photos/         china.jpg and flower.jpg, two of the bundled photos, which ship in
+#                           scikit-learn's wheel, as a package `sklearn.datasets.images` that
+#                           holds nothing else: on PYTHONPATH only where scikit-learn is missing
+set -euo pipefail
+tools=$(cd "${1:?usage: gpu_carry.sh TOOLS_DIR [OUT_DIR]}" && pwd)
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${2:-$root/.carry}
+mkdir -p "$out"; out=$(cd "$out" && pwd)
+py=${PYTHON:-$root/.venv/bin/python}
+
+if [ ! -s "$out/ray-site.tar.xz" ]; then
+  bash "$tools/carry-ray.sh" "$out" 2.60.0 3.12
+fi
+cp -f "$tools"/build-mamba-ssm.sh "$tools"/build-causal-conv1d.sh "$out/"
+cp -f "$tools"/mamba_ssm-*.tar.gz "$tools"/causal_conv1d-*.tar.gz "$out/"
+
+# Ray's requirements, pinned to what this venv runs Ray 2.60 with
+pins=()
+for dist in msgpack protobuf PyYAML requests urllib3 idna certifi charset-normalizer click \
+            filelock packaging; do
+  pins+=("$dist==$("$py" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$dist")")
+done
+rm -rf "$out/fallback-wheels"; mkdir -p "$out/fallback-wheels"
+"$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
+  --platform manylinux_2_28_x86_64 -d "$out/fallback-wheels" "${pins[@]}"
+
+images=$("$py" -c "import sklearn.datasets, pathlib; print(pathlib.Path(sklearn.datasets.__file__).parent / 'images')")
+rm -rf "$out/sklearn-photos"
+mkdir -p "$out/sklearn-photos/sklearn/datasets/images"
+printf '"""Not scikit-learn: only the two photos of its wheel that ablate'"'"'s bundled source reads\n(scripts/gpu_carry.sh), for a GPU node without scikit-learn."""\n' \
+  > "$out/sklearn-photos/sklearn/__init__.py"
+: > "$out/sklearn-photos/sklearn/datasets/__init__.py"
+cp "$images/china.jpg" "$images/flower.jpg" "$out/sklearn-photos/sklearn/datasets/images/"
+
+du -sh "$out"; ls -la "$out"
