@@ -9,10 +9,12 @@
 # mamba_ssm-*.tar.gz / causal_conv1d-*.tar.gz source archives. What it writes to OUT_DIR:
 #   ray-site.tar.xz         Ray 2.60 for Python 3.12 + jsonschema & co. (carry-ray.sh, ~28 MB)
 #   build-*.sh, *.tar.gz    the offline one-architecture builds of mamba-ssm / causal-conv1d
-#   fallback-wheels/        Ray's small requirements (msgpack, protobuf, PyYAML, requests and
-#                           its four, click, filelock, packaging) for Python 3.12, at this
-#                           venv's versions: unpacked on the node only for those that do not
-#                           import there
+#   fallback-wheels/        Ray's and Tune's requirements (msgpack, protobuf, PyYAML, requests
+#                           and its four, click, filelock, packaging, attrs, typing_extensions,
+#                           fsspec, pydantic and its three) for Python 3.12, at this venv's
+#                           versions: unpacked on the node only for those that do not import
+#   override-wheels/        typer (+ annotated-doc, shellingham) at this venv's versions, first
+#                           on the path only where the node's typer does not start ablate's CLI
 #   sklearn-photos/         china.jpg and flower.jpg, two of the bundled photos, which ship in
 #                           scikit-learn's wheel, as a package `sklearn.datasets.images` that
 #                           holds nothing else: on PYTHONPATH only where scikit-learn is missing
@@ -32,13 +34,23 @@ cp -f "$tools"/mamba_ssm-*.tar.gz "$tools"/causal_conv1d-*.tar.gz "$out/"
 # Ray's requirements, pinned to what this venv runs Ray 2.60 with
 pins=()
 for dist in msgpack protobuf PyYAML requests urllib3 idna certifi charset-normalizer click \
-            filelock packaging; do
+            filelock packaging attrs typing_extensions fsspec pydantic pydantic_core \
+            annotated_types typing_inspection; do
   pins+=("$dist==$("$py" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$dist")")
 done
 rm -rf "$out/fallback-wheels"; mkdir -p "$out/fallback-wheels"
 "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux_2_28_x86_64 -d "$out/fallback-wheels" "${pins[@]}"
+
+# ablate's CLI as this venv runs it, for a node whose typer does not start it
+pins=()
+for dist in typer annotated-doc shellingham; do
+  pins+=("$dist==$("$py" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$dist")")
+done
+rm -rf "$out/override-wheels"; mkdir -p "$out/override-wheels"
+"$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux2014_x86_64 -d "$out/override-wheels" "${pins[@]}"
 
 images=$("$py" -c "import sklearn.datasets, pathlib; print(pathlib.Path(sklearn.datasets.__file__).parent / 'images')")
 rm -rf "$out/sklearn-photos"

@@ -11,7 +11,8 @@
 # do not need it still run (no mamba-ssm: the study trains with the torch scan; a study cut
 # short: its finished trials are still packed):
 #   ray      unpack Ray (.carry/ray-site.tar.xz) to PYTHONPATH, add what the image lacks from
-#            .carry (Ray's small requirements; the two scikit-learn photos), import ray.tune
+#            .carry (Ray's and Tune's requirements; the two scikit-learn photos; typer if the
+#            node's does not start ablate's CLI), ablate validate, import ray.tune
 #   build    mamba-ssm's CUDA kernels for this GPU's architecture, in the background
 #            (causal-conv1d too, only if ablate/model uses it)
 #   bench_torch  benchmarks/gpu_bench.py, torch scan, bf16, batch 16 and 128 (during the build)
@@ -128,10 +129,15 @@ if [ -s "$CARRY/ray-site.tar.xz" ]; then
 else
   note="no .carry/ray-site.tar.xz: this Python's own Ray"
 fi
-# Ray's small requirements, each only where it does not import (module:wheel-name prefix)
+# Ray's own requirements and Tune's, each only where it does not import (module:wheel-name
+# prefix); checked on Python 3.12 with none of them installed: attrs for jsonschema, fsspec for
+# Tune, pydantic (+3) for Ray Train v2, which Tune imports
 for pair in msgpack:msgpack google.protobuf:protobuf yaml:pyyaml requests:requests \
             urllib3:urllib3 idna:idna certifi:certifi charset_normalizer:charset_normalizer \
-            click:click filelock:filelock packaging:packaging; do
+            click:click filelock:filelock packaging:packaging attrs:attrs \
+            typing_extensions:typing_extensions fsspec:fsspec pydantic:pydantic \
+            pydantic_core:pydantic_core annotated_types:annotated_types \
+            typing_inspection:typing_inspection; do
   mod=${pair%%:*}; whl=${pair#*:}
   if ! "$PY" -c "import $mod" 2>/dev/null; then
     w=$(ls "$CARRY"/fallback-wheels/"$whl"-*.whl 2>/dev/null | head -1)
@@ -153,6 +159,16 @@ if ! "$PY" -c "import sklearn.datasets" 2>/dev/null; then
   fi
 fi
 echo "PYTHONPATH=$PYTHONPATH"
+# the CLI on this node's typer; where it does not start, the venv's typer (and its two small
+# requirements) from .carry/override-wheels, first on the path
+if ! "$PY" -m ablate.cli.app validate "$SPEC" > /dev/null; then
+  if ls "$CARRY"/override-wheels/*.whl > /dev/null 2>&1; then
+    for w in "$CARRY"/override-wheels/*.whl; do "$PY" -m zipfile -e "$w" "$WORK/override-site"; done
+    export PYTHONPATH=$WORK/override-site:$PYTHONPATH
+    echo "ablate's CLI did not start with this typer: $(ls "$CARRY"/override-wheels | tr '\n' ' ')first on the path"
+  fi
+  "$PY" -m ablate.cli.app validate "$SPEC" > /dev/null || { rc=1; echo "warning: ablate's CLI does not start"; }
+fi
 RAY_OK=1
 "$PY" - <<'EOF' || { rc=1; RAY_OK=0; }
 import importlib, os, platform

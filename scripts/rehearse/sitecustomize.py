@@ -5,7 +5,9 @@ On PYTHONPATH, this module is imported at start-up by every Python process of th
 (Ray's workers included). Each top-level package named in GPU_STUDY_BLOCK (comma-separated)
 does not import from the interpreter's own site-packages, as if it were not installed there;
 found anywhere else (what the GPU call carries, e.g. .carry/sklearn-photos; the copies Ray
-vendors inside its own package, e.g. aiohttp for its runtime-env agent) it imports as usual."""
+vendors inside its own package, e.g. aiohttp for its runtime-env agent) it imports as usual.
+Limit: `importlib.util.find_spec` of a blocked name raises instead of returning None, so a
+package probed that way (pydantic_core, by yarl) cannot be blocked."""
 
 import os
 import sys
