@@ -23,9 +23,9 @@
 #            only if the study's epochs would not fit, fewer epochs
 #   study    ablate run on an embedded Ray; at its deadline SIGINT (finished trials are
 #            committed; Tune stops the rest), then SIGTERM, SIGKILL
-#   table    ablate table (markdown, --detail) → $OUT/table.md; ablate status
 #   pack     the study's results without checkpoints → $OUT/gpu_study.tar.gz (< 15 MiB; the
 #            held-out predictions in $OUT/gpu_predictions.tar.N parts when they do not fit)
+#   table    ablate status; ablate table (markdown, --detail; Y-PSNR) → $OUT/table.md
 #
 # Environment: OUT (default: a temp folder), GPU_STUDY_BUDGET (s, default 540 on the GPU, 300
 # rehearsing), GPU_STUDY_WORK (scratch, default a temp folder), PYTHON, GPU_STUDY_CANDIDATES.
@@ -379,25 +379,6 @@ wait "$RUN_PID"; src=$?
 end "$src" "$([ -n "$stopped" ] && echo 'stopped at its deadline; ')exit $src (0 all completed, 1 some failed, 130 stopped)"
 
 # --------------------------------------------------------------------------------------------
-begin table "ablate table / status"
-# --------------------------------------------------------------------------------------------
-trc=0
-timeout -k 5 60 "$PY" -m ablate.cli.app status "$RESULTS" || trc=$?
-{
-  echo "# $NAME on $(hostname 2>/dev/null || uname -n) — $(date -u +%FT%TZ)"
-  echo
-  timeout -k 5 60 "$PY" -m ablate.cli.app table "$RESULTS" --study "$NAME" --format markdown \
-    --detail 2>&1
-  echo
-  echo "## Y-PSNR (the SR literature's)"
-  echo
-  timeout -k 5 60 "$PY" -m ablate.cli.app table "$RESULTS" --study "$NAME" --format markdown \
-    --metric psnr_y 2>&1
-} > "$OUT/table.md" || trc=$?
-cat "$OUT/table.md"
-end "$trc"
-
-# --------------------------------------------------------------------------------------------
 begin pack "results without checkpoints → \$OUT/gpu_study.tar.gz"
 # --------------------------------------------------------------------------------------------
 krc=0; note=""
@@ -435,6 +416,27 @@ else
   krc=1; note="no results folder $RESULTS/$NAME"
 fi
 end "$krc" "$note"
+
+# --------------------------------------------------------------------------------------------
+begin table "ablate status and table (after the archive: the archive alone rebuilds them)"
+# --------------------------------------------------------------------------------------------
+# each command capped by what is left until t+BUDGET+50 s, ahead of the call's 600-s limit
+cap() { local c=$((T0 + BUDGET + 50 - $(now))); [ "$c" -lt 5 ] && c=5; echo "$c"; }
+trc=0
+timeout -k 2 "$(cap)" "$PY" -m ablate.cli.app status "$RESULTS" || trc=$?
+{
+  echo "# $NAME on $(hostname 2>/dev/null || uname -n) — $(date -u +%FT%TZ)"
+  echo
+  timeout -k 2 "$(cap)" "$PY" -m ablate.cli.app table "$RESULTS" --study "$NAME" \
+    --format markdown --detail 2>&1 || trc=$?
+  echo
+  echo "## Y-PSNR (the SR literature's)"
+  echo
+  timeout -k 2 "$(cap)" "$PY" -m ablate.cli.app table "$RESULTS" --study "$NAME" \
+    --format markdown --metric psnr_y 2>&1 || trc=$?
+} > "$OUT/table.md"
+cat "$OUT/table.md"
+end "$trc"
 
 # --------------------------------------------------------------------------------------------
 echo
