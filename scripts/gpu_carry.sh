@@ -13,6 +13,7 @@
 #                           and its four, click, filelock, packaging, attrs, typing_extensions,
 #                           fsspec, pydantic and its three) for Python 3.12, at this venv's
 #                           versions: unpacked on the node only for those that do not import
+#   build-wheels/           setuptools, wheel, ninja: for the mamba-ssm build, only where missing
 #   override-wheels/        typer (+ annotated-doc, shellingham) at this venv's versions, first
 #                           on the path only where the node's typer does not start ablate's CLI
 #   sklearn-photos/         china.jpg and flower.jpg, two of the bundled photos, which ship in
@@ -42,6 +43,14 @@ rm -rf "$out/fallback-wheels"; mkdir -p "$out/fallback-wheels"
 "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux_2_28_x86_64 -d "$out/fallback-wheels" "${pins[@]}"
+
+# what building mamba-ssm needs beyond torch, for a node without it: setuptools (this venv's),
+# wheel (its setup.py imports it) and ninja (without it, torch builds one file at a time)
+rm -rf "$out/build-wheels"; mkdir -p "$out/build-wheels"
+"$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 -d "$out/build-wheels" \
+  "setuptools==$("$py" -c "import importlib.metadata as m; print(m.version('setuptools'))")" \
+  wheel==0.48.0 ninja==1.13.2
 
 # ablate's CLI as this venv runs it, for a node whose typer does not start it
 pins=()

@@ -217,9 +217,27 @@ if [ "$HAS_CUDA" = 1 ]; then
     else
       note="sm_$arch; causal-conv1d skipped: nothing in ablate/model imports it"
     fi
-    # its own process group (set -m), so that a build still running at its cap is ended whole
+    # the build's own tools, each only where missing: setuptools, wheel (mamba-ssm's setup.py
+    # imports it), ninja (without it torch compiles one file at a time)
+    BUILD_PATH=$PATH; BUILD_PYTHONPATH=$PYTHONPATH
+    for m in setuptools wheel; do
+      if ! "$PY" -c "import $m" 2>/dev/null && ls "$CARRY"/build-wheels/$m-*.whl >/dev/null 2>&1; then
+        "$PY" -m zipfile -e "$(ls "$CARRY"/build-wheels/$m-*.whl | head -1)" "$WORK/build-site"
+        BUILD_PYTHONPATH=$WORK/build-site:$PYTHONPATH; echo "build: $m from .carry/build-wheels"
+      fi
+    done
+    if ! command -v ninja >/dev/null && ls "$CARRY"/build-wheels/ninja-*.whl >/dev/null 2>&1; then
+      "$PY" -m zipfile -e "$(ls "$CARRY"/build-wheels/ninja-*.whl | head -1)" "$WORK/build-ninja"
+      chmod +x "$WORK"/build-ninja/ninja-*.data/scripts/ninja
+      BUILD_PATH=$(echo "$WORK"/build-ninja/ninja-*.data/scripts):$PATH
+      echo "build: ninja from .carry/build-wheels"
+    fi
+    # its own process group (set -m), so that a build still running at its cap is ended whole;
+    # PIP_BREAK_SYSTEM_PACKAGES: a distribution's Python (PEP 668) would refuse the install
     set -m
-    MAX_JOBS=${MAX_JOBS:-$(nproc)} bash -c "${conv}bash '$CARRY/build-mamba-ssm.sh' \
+    PATH=$BUILD_PATH PYTHONPATH=$BUILD_PYTHONPATH MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+    PIP_BREAK_SYSTEM_PACKAGES=1 \
+    bash -c "${conv}bash '$CARRY/build-mamba-ssm.sh' \
       $(ls "$CARRY"/mamba_ssm-*.tar.gz | head -1) $arch" > "$WORK/build.log" 2>&1 &
     BUILD_PID=$!
     set +m
@@ -303,13 +321,14 @@ for path in sys.argv[2:]:
     raw[path.rsplit("/", 1)[-1]] = text
     for line in text.splitlines():
         f = line.split()
-        if len(f) >= 6 and f[3].isdigit():
+        if len(f) >= 5 and f[3].isdigit() and (f[4] == "OOM" or len(f) >= 6):
             row = {"model": f[0], "backend": f[1], "precision": f[2], "batch": int(f[3])}
             if f[4] == "OOM":
                 row["oom"] = True
             else:
+                peak = float(f[6]) if len(f) > 6 else float("nan")
                 row.update(ms_per_step=float(f[4]), img_per_s=float(f[5]),
-                           peak_gib=float(f[6]) if len(f) > 6 else None)
+                           peak_gib=None if peak != peak else peak)
             rows.append(row)
 json.dump({"rows": rows, "raw": raw}, open(sys.argv[1], "w"), indent=1)
 print(f"bench.json: {len(rows)} rows")

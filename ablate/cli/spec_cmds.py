@@ -36,7 +36,8 @@ def plan(
     as_json: bool = typer.Option(False, "--json", help="A JSON list of trials with configs."),
     sets: list[str] = SetOption,
 ) -> None:
-    """List the expanded trials: trial_id, variant, seed and axis values."""
+    """List the expanded trials: trial_id, variant, seed and axis values (and the model kind
+    where the trials differ by it)."""
     study = study_or_exit(study_file, sets)
     trials = expand(study)
     if as_json:
@@ -52,14 +53,18 @@ def plan(
     from rich.table import Table
 
     table = Table(title=f"{study.name}: {len(trials)} trials", show_lines=False)
-    for col in ("trial_id", "variant", "seed", "jitter", "multiscale", "curriculum", "sigmas"):
+    models = len({t.model.kind for t in trials}) > 1  # shown where the trials differ by it
+    for col in ("trial_id", "variant", *(("model",) if models else ()), "seed", "jitter",
+                "multiscale", "curriculum", "sigmas"):
         table.add_column(col, no_wrap=col in ("trial_id", "variant"))
     if study.grid:
         table.add_column("grid")
     for t in trials:
         a = t.axes()
         jit = t.train.jitter.describe()
-        row = [t.trial_id, t.variant, str(t.seed), jit, a["multiscale"], a["curriculum"], a["sigmas"]]
+        sigmas = a["sigmas"] if t.model.kind == "lainr" else "—"  # LIIF has no Fourier bands
+        row = [t.trial_id, t.variant, *((t.model.kind,) if models else ()), str(t.seed), jit,
+               a["multiscale"], a["curriculum"], sigmas]
         if study.grid:
             row.append(t.grid_key())
         table.add_row(*row)

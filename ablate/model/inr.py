@@ -7,7 +7,9 @@
 
 Coordinates follow `ablate.data.coords` (pixel centres, row-major), so decoding
 `make_coord(r)` and rearranging gives the r×r image. The architecture is in `encoder.py` and
-`decoder.py`; `ModelConfig` (ablate.spec.config) holds every size.
+`decoder.py`; `ModelConfig` (ablate.spec.config) holds every size. The interface the trial
+core uses (forward, render, param_groups) is `base.ImageModel`'s, which LIIF (`liif.py`, the
+positive control) shares; `build_model` builds the one `model.kind` names.
 
 The selective-scan backend is resolved once by `build_model` for the device (`auto` → `fused`
 on CUDA where mamba_ssm imports, else `torch`); `scan_backend` reports the one in use.
@@ -17,19 +19,18 @@ Nothing here names a device: it comes from the inputs and the parameters.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
-from einops import rearrange
 from torch import Tensor
 
-from ablate.data.coords import make_coord
+from ablate.model.base import ImageModel
 from ablate.model.decoder import Decoder
 from ablate.model.encoder import Encoder
+from ablate.model.liif import LIIF
 from ablate.model.mamba import Mamba
 from ablate.model.scan import resolve_backend
 from ablate.spec.config import ModelConfig
 
 
-class SRModel(nn.Module):
+class SRModel(ImageModel):
     """Encoder (bidirectional Mamba over patch + LP tokens) and coordinate decoder."""
 
     def __init__(self, cfg: ModelConfig, input_size: int):
@@ -57,21 +58,6 @@ class SRModel(nn.Module):
         """The backend the scans run on, for the parameters' device."""
         return resolve_backend(self._backend, next(self.parameters()).device)
 
-    def param_groups(self, weight_decay: float) -> list[dict]:
-        """AdamW parameter groups: weight decay on the weight matrices (and conv kernels)
-        only; none on biases, LayerNorm weights, the LP tokens, Mamba's A_log and D (the
-        rule of nanoGPT's `configure_optimizers`: decay tensors of ≥ 2 dims, plus the
-        `_no_weight_decay` marker mamba_ssm puts on A_log and D, and the encoder on its
-        latents)."""
-        decay, no_decay = [], []
-        for p in self.parameters():
-            if not p.requires_grad:
-                continue
-            quiet = p.ndim < 2 or getattr(p, "_no_weight_decay", False)
-            (no_decay if quiet else decay).append(p)
-        return [{"params": decay, "weight_decay": weight_decay},
-                {"params": no_decay, "weight_decay": 0.0}]
-
     def encode(self, img: Tensor) -> Tensor:
         """The LP tokens of img: (B, 3, s, s) -> (B, num_latents, dim)."""
         if img.shape[-2:] != (self.input_size, self.input_size):
@@ -80,29 +66,17 @@ class SRModel(nn.Module):
             )
         return self.encoder(img)
 
-    def decode(self, latents: Tensor, coords: Tensor) -> Tensor:
+    def decode(self, latents: Tensor, coords: Tensor, resolution: int | None = None) -> Tensor:
+        """RGB at coords: (B, Q, 3). The seed's decoder does not use `resolution`."""
         return self.decoder(latents, coords)  # (B, Q, 3)
 
-    def forward(self, img: Tensor, coords: Tensor) -> Tensor:
-        return self.decode(self.encode(img), coords)
 
-    def render(self, img: Tensor, r: int, chunk: int | None = None) -> Tensor:
-        """The r×r image decoded from img: (B, 3, s, s) -> (B, 3, r, r). Encodes once, then
-        decodes about `chunk` queries (default cfg.query_chunk) per call, over the batch."""
-        per_image = max(1, (chunk or self.cfg.query_chunk) // img.shape[0])
-        latents = self.encode(img)
-        coords = make_coord(r, device=img.device)  # (r², 2), float32
-        coords = coords.expand(img.shape[0], -1, -1)  # (B, r², 2)
-        out = torch.cat(
-            [self.decode(latents, c) for c in coords.split(per_image, dim=1)], dim=1
-        )  # (B, r², 3)
-        return rearrange(out, "b (h w) c -> b c h w", h=r)
-
-
-def build_model(cfg: ModelConfig, input_size: int, device) -> SRModel:
-    """An SRModel on `device` with its scan backend resolved there (BackendUnavailable if the
-    config asks for `fused` where it cannot run)."""
+def build_model(cfg: ModelConfig, input_size: int, device) -> ImageModel:
+    """The model of `cfg.kind` on `device`: an SRModel with its scan backend resolved there
+    (BackendUnavailable if the config asks for `fused` where it cannot run), or LIIF."""
     device = torch.device(device)
+    if cfg.kind == "liif":
+        return LIIF(cfg, input_size).to(device)
     backend = resolve_backend(cfg.mamba_backend, device)
     model = SRModel(cfg, input_size).to(device)
     model.backend = backend

@@ -16,7 +16,8 @@ where a file written by an earlier version lacks one). The resolved trial config
     multiscale_resolutions    list of ints (the training resolution set)
     curriculum_stages         list of (from_epoch, [resolutions]) ([] without a curriculum)
     data.* model.* train.*    every key of the trial's config, e.g. model.dim, train.lr,
-                              data.input_size, train.jitter.std (tuples as lists)
+                              data.input_size, train.jitter.std (tuples as lists);
+                              model.kind also for files that wrote it as model.decoder
 
 `jitter`, `multiscale`, `curriculum` keep the short descriptions the table prints.
 Ray-free and torch-free: it reads the Parquet files through ``results/read.py``.
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from ablate.results.read import load_results as _load_studies
 from ablate.results.schema import TRIAL_COLUMNS
+from ablate.spec.ids import renamed
 
 DERIVED = ("multiscale_mode", "multiscale_resolutions", "curriculum_stages")
 
@@ -81,7 +83,8 @@ def _typed(df):
         [(int(st["from_epoch"]), [int(r) for r in st["resolutions"]])
          for st in cfg.get("train", {}).get("curriculum", {}).get("stages", [])]
         for cfg in configs]
-    flat = [_flatten({k: cfg.get(k, {}) for k in ("data", "model", "train")}) for cfg in configs]
+    flat = [_flatten({k: _section(cfg, k) for k in ("data", "model", "train")})
+            for cfg in configs]
     keys = list(dict.fromkeys(k for f in flat for k in f))
     for k in keys:
         df[k] = [f.get(k) for f in flat]
@@ -94,6 +97,12 @@ def _config(text: str) -> dict:
     except ValueError:
         return {}
     return cfg if isinstance(cfg, dict) else {}
+
+
+def _section(cfg: dict, name: str):
+    """A section of a trial's config, with the keys' current names (model.decoder → kind)."""
+    section = cfg.get(name, {})
+    return renamed(section, name) if isinstance(section, dict) else section
 
 
 def _split(text: str) -> list[str]:

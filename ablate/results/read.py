@@ -44,6 +44,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "psnr_y_bicubic", "verdict", "finished_at", "hf_energy_ratio", "band_error_ratio",
     "band_coherence", "band_coherence_bicubic", "psnr_lr_consistency", "psnr_lr_floor",
     "node",  # "" in files written before the column existed
+    "config_json",  # the table reads the model kind from it (ablate.spec.ids.model_kind)
 )
 # How `columns()` gives the table's columns (from results/schema.py): text as str ("" where a
 # file lacks the column), numbers as float64 (NaN where missing: results of older versions

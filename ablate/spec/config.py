@@ -16,6 +16,7 @@ Every number must be finite, every integer fit in 64 bits (``convert.py``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -163,9 +164,35 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """The seed's encoder (bidirectional Mamba over patch + latent tokens) and decoder."""
+class LiifConfig:
+    """LIIF (Chen, Liu, Wang, CVPR 2021; ablate/model/liif.py), the positive control: an
+    EDSR-baseline encoder without its upsampler gives a feature per input pixel, and an MLP
+    predicts RGB from the nearby features, the query's offset from them and the cell size.
+    The defaults are the original's (EDSR-baseline-LIIF, 1,567,299 parameters)."""
 
+    encoder_blocks: int = _f(16, min=0)  # EDSR residual blocks (conv, ReLU, conv + skip)
+    encoder_channels: int = _f(64, min=1)  # EDSR feature channels C: the feature per pixel
+    mlp_widths: tuple[int, ...] = _f((256, 256, 256, 256), min=1, nonempty=True)  # hidden
+    #   layers of the MLP (Linear + ReLU each), then a Linear to RGB
+    feature_unfold: bool = True  # each feature is its 3×3 neighbourhood concatenated (C·9)
+    local_ensemble: bool = True  # blend the 4 features around a query by area; False: the
+    #   nearest feature alone
+    cell_decode: bool = True  # the query's cell (its pixel size, 1/r at resolution r) is an
+    #   input of the MLP
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which model (`kind`) and its sizes: the seed's encoder (bidirectional Mamba over patch +
+    latent tokens) and decoder, or LIIF (`liif`)."""
+
+    kind: Literal["lainr", "liif"] = "lainr"  # lainr: the seed's model (ablate/model/inr.py;
+    #   every key below but `liif`); liif: LIIF, the positive control (ablate/model/liif.py;
+    #   `liif`, `query_chunk`). Called `decoder` before LIIF: the trial id hashes it under that
+    #   name, so earlier trials keep their ids (ablate/spec/ids.py)
+    liif: LiifConfig | None = None  # LIIF's options, a table: liif = { encoder_blocks = 4,
+    #   mlp_widths = [64, 64] }; for kind = "liif" the defaults fill what is not given, for
+    #   kind = "lainr" it is dropped (so [model] may hold both kinds' keys)
     patch_size: int = _f(2, min=1)  # input patch side: 32×32 / 2 → 256 patch tokens
     dim: int = _f(256, min=8)  # token width
     depth: int = _f(6, min=1)  # bidirectional Mamba + MLP blocks
@@ -181,8 +208,6 @@ class ModelConfig:
     query_sigma: float = _f(16.0, gt=0.0)  # Fourier scale σ_q of the decoder's query features
     heads: int = _f(2, min=1)  # cross-attention heads
     head_dim: int = _f(64, min=1)  # width per head
-    decoder: Literal["lainr"] = "lainr"  # the seed's LA-INR decoder (ablate/model/decoder.py):
-    #   the only one; named so that a result says which decoder made it
     locality: Literal["raster", "2d", "none"] = "raster"  # attention bias to the LP tokens:
     #   raster (the seed's: −α·(t − s_j)², t the query's patch index / G², s_j = (j + ½)/m;
     #   nearly inert at α = 10), 2d (−α·d², d to token j's patch centre in patch widths; needs
@@ -193,6 +218,16 @@ class ModelConfig:
     #   sin(π·x·ω), so the band's top frequency is σ/2 cycles per image side
     feature_dim: int = _f(64, min=4)  # Fourier features per band and query (a multiple of 4)
     query_chunk: int = _f(16384, min=1)  # queries decoded per chunk at evaluation (memory only)
+
+    def resolved(self) -> ModelConfig:
+        """As a trial holds it: LIIF's options filled with their defaults for kind = "liif"
+        (so that the trial id holds them), dropped for the seed's model, which does not use
+        them (a study may set them in [model] and run both kinds by a variant or grid axis)."""
+        if self.kind == "liif" and self.liif is None:
+            return dataclasses.replace(self, liif=LiifConfig())
+        if self.kind == "lainr" and self.liif is not None:
+            return dataclasses.replace(self, liif=None)
+        return self
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ def resolve(study: C.Study, variant: C.VariantConfig, point: tuple[tuple[str, ob
         section, key = axis_target(axis)
         sections[section] = _set(sections[section], key, raw)
     sections["data"] = resolve_data(sections["data"])
+    sections["model"] = sections["model"].resolved()
     return sections["data"], sections["model"], sections["train"]
 
 
@@ -136,18 +137,8 @@ def check(study: C.Study, data: C.DataConfig, model: C.ModelConfig, train: C.Tra
             f'data.prescale = 1 or "auto", got {data.prescale:g}')
     if len(set(data.eval_resolutions)) != len(data.eval_resolutions):
         add("data", "eval_resolutions", f"resolutions repeat: {list(data.eval_resolutions)}")
-    if data.input_size % model.patch_size:
-        add("model", "patch_size", f"must divide data.input_size ({data.input_size}), "
-            f"got {model.patch_size}")
-    else:
-        patches = (data.input_size // model.patch_size) ** 2
-        if model.locality == "2d" and model.num_latents != patches:
-            add("model", "num_latents", f'model.locality = "2d" places LP token j at patch j: '
-                f"it needs num_latents = (input_size / patch_size)² = {patches}, got "
-                f'{model.num_latents} (or use locality = "raster" or "none")')
-    if model.feature_dim % 4:
-        add("model", "feature_dim", f"must be a multiple of 4 (sin and cos of feature_dim / 4 "
-            f"frequencies on each axis), got {model.feature_dim}")
+    if model.kind == "lainr":  # the seed's sizes (LIIF ignores them)
+        _check_lainr(data, model, add)
     ms, cur = train.multiscale, train.curriculum
     limit = data.hr_size if not cifar else 32
     if ms.mode != "off":
@@ -167,10 +158,25 @@ def check(study: C.Study, data: C.DataConfig, model: C.ModelConfig, train: C.Tra
             if high:
                 add("train", f"curriculum.stages[{i}].resolutions",
                     f"{high} exceed data.hr_size ({limit})")
-    if len(set(model.sigmas)) != len(model.sigmas):
+    if model.kind == "lainr" and len(set(model.sigmas)) != len(model.sigmas):
         add("model", "sigmas", f"values repeat: {list(model.sigmas)}")
     big = too_big(data, model, train)
     if big:
         section, key = big[0].split(".", 1)
         add(section, key, big[1])
 
+
+def _check_lainr(data: C.DataConfig, model: C.ModelConfig, add) -> None:
+    """The seed's model: its patches tile the input, its 2-D locality has a token per patch."""
+    if data.input_size % model.patch_size:
+        add("model", "patch_size", f"must divide data.input_size ({data.input_size}), "
+            f"got {model.patch_size}")
+    else:
+        patches = (data.input_size // model.patch_size) ** 2
+        if model.locality == "2d" and model.num_latents != patches:
+            add("model", "num_latents", f'model.locality = "2d" places LP token j at patch j: '
+                f"it needs num_latents = (input_size / patch_size)² = {patches}, got "
+                f'{model.num_latents} (or use locality = "raster" or "none")')
+    if model.feature_dim % 4:
+        add("model", "feature_dim", f"must be a multiple of 4 (sin and cos of feature_dim / 4 "
+            f"frequencies on each axis), got {model.feature_dim}")

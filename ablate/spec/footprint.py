@@ -21,9 +21,23 @@ LIMIT = 2 ** 40  # 1 TiB: more than any single machine or GPU a trial runs on
 F32 = 4
 
 
+def liif_parameters(liif: C.LiifConfig) -> int:
+    """LIIF's parameters, exactly: the EDSR-baseline encoder (head conv, 2 convs per residual
+    block, body conv; 3×3, with bias) and the MLP (its input: the feature, ×9 unfolded, the
+    relative coordinate and the cell)."""
+    c = liif.encoder_channels
+    conv = c * c * 9 + c
+    encoder = 3 * c * 9 + c + 2 * liif.encoder_blocks * conv + conv
+    widths = (c * (9 if liif.feature_unfold else 1) + 2 + (2 if liif.cell_decode else 0),
+              *liif.mlp_widths, 3)
+    return encoder + sum(a * b + b for a, b in zip(widths, widths[1:]))
+
+
 def model_parameters(model: C.ModelConfig, input_size: int) -> int:
     """≈ parameters of the encoder (patch embedding, LP tokens, depth × (bidirectional Mamba +
-    MLP)) and the decoder (query, cross-attention, a band per σ)."""
+    MLP)) and the decoder (query, cross-attention, a band per σ); LIIF's exactly."""
+    if model.kind == "liif":
+        return liif_parameters(model.liif or C.LiifConfig())
     d, inner = model.dim, model.expand * model.dim
     dt_rank = math.ceil(d / 16)
     mamba = (d * 2 * inner + inner * model.d_conv + inner * (dt_rank + 2 * model.d_state)
@@ -48,10 +62,15 @@ def footprint(data: C.DataConfig, model: C.ModelConfig, train: C.TrainConfig) ->
     train_res = set(train.multiscale.resolutions) | {data.input_size, data.hr_size}
     for stage in train.curriculum.stages:
         train_res |= set(stage.resolutions)
+    blame = (_blame("model.liif", model.liif or C.LiifConfig(), ("encoder_channels",
+                                                                  "encoder_blocks"))
+             if model.kind == "liif" else
+             _blame("model", model, ("dim", "depth", "num_latents", "mlp_dim", "expand",
+                                      "d_state", "d_conv", "heads", "head_dim", "feature_dim",
+                                      "patch_size")))
     out = [
-        (_blame("model", model, ("dim", "depth", "num_latents", "mlp_dim", "expand", "d_state",
-                                 "d_conv", "heads", "head_dim", "feature_dim", "patch_size")),
-         params * F32 * 4, f"≈ {params:.3g} model parameters, with gradients and AdamW state"),
+        (blame, params * F32 * 4,
+         f"≈ {params:.3g} model parameters, with gradients and AdamW state"),
         ("data.test_samples" if data.test_samples / 64 >= data.hr_size / 128 else "data.hr_size",
          data.test_samples * 3 * F32 * (data.hr_size ** 2 + data.input_size ** 2 + evals),
          f"up to {data.test_samples:.3g} held-out crops of {data.hr_size}² at every eval "
@@ -80,4 +99,4 @@ def _bytes(n: int) -> str:
     return f"{n:.3g} EiB"
 
 
-__all__ = ["LIMIT", "footprint", "too_big", "model_parameters"]
+__all__ = ["LIMIT", "footprint", "too_big", "model_parameters", "liif_parameters"]

@@ -7,6 +7,14 @@ formatting of the study file do not matter; any change of a resolved value does.
 because they do not change the numbers a trial produces: the study and variant names, the
 label, `[resources]`, `model.mamba_backend` (the fused and torch scans compute the same
 function) and `model.query_chunk` (evaluation memory only).
+
+The model keys are those of its kind: a LIIF trial's id hashes `model.kind` and `model.liif`
+only (`KIND_KEYS`; the seed model's sizes do not change what LIIF computes), the seed model's
+every key but `model.liif`, which is None for it (`ModelConfig.resolved`): a field that is
+None is left out, so adding an optional one changes no id. Keys renamed since trials were
+first hashed are hashed under their former name (`RENAMED`): `model.kind` was `model.decoder`
+(always "lainr") before LIIF became a model kind (issue 23), so every earlier trial keeps its
+id. A config written before a rename is read back with the new name (`trial_from_dict`).
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ import json
 from ablate.spec import config as C
 
 NOT_IN_ID = {"model": ("mamba_backend", "query_chunk")}
+KIND_KEYS = {"liif": ("kind", "liif")}  # model.kind → the only model keys its id hashes
+RENAMED = {"model": {"kind": "decoder"}}  # section → {key: the name the id hashes it under}
 
 
 def _plain(obj):
@@ -37,6 +47,12 @@ def identity(data: C.DataConfig, model: C.ModelConfig, train: C.TrainConfig, see
     for section, keys in NOT_IN_ID.items():
         for key in keys:
             out[section].pop(key, None)
+    if model.kind in KIND_KEYS:
+        out["model"] = {k: v for k, v in out["model"].items() if k in KIND_KEYS[model.kind]}
+    for section, names in RENAMED.items():
+        for key, former in names.items():
+            if key in out[section]:
+                out[section][former] = out[section].pop(key)
     return out
 
 
@@ -73,7 +89,8 @@ def trial_from_dict(d: dict) -> C.TrialConfig:
 
     problems = Problems()
     data = convert(C.DataConfig, d["data"], "data", problems)
-    model = convert(C.ModelConfig, d["model"], "model", problems)
+    model = convert(C.ModelConfig, renamed(d["model"], "model"), "model", problems)
+    model = model.resolved() if model is not None else model
     train = convert(C.TrainConfig, d["train"], "train", problems)
     if problems:
         raise ValueError("; ".join(p.render("trial config") for p in problems))
@@ -85,6 +102,24 @@ def trial_from_dict(d: dict) -> C.TrialConfig:
         search=str(d.get("search", "")),
     )
     return dataclasses.replace(t, trial_id=make_trial_id(data, model, train, t.seed))
+
+
+def model_kind(config_json: str) -> str:
+    """`model.kind` of a trial's `config_json` ("lainr" where the config predates the key or
+    does not say; "" where it is not JSON)."""
+    try:
+        config = json.loads(config_json) if config_json else {}
+    except ValueError:
+        return ""
+    model = config.get("model") if isinstance(config, dict) else None
+    model = renamed(model, "model") if isinstance(model, dict) else {}
+    return str(model.get("kind", C.ModelConfig.kind))
+
+
+def renamed(section: dict, name: str) -> dict:
+    """A section of a config written before a rename (`RENAMED`), with its keys' new names."""
+    former = {old: new for new, old in RENAMED.get(name, {}).items()}
+    return {former.get(k, k): v for k, v in section.items()}
 
 
 def freeze(v):

@@ -192,7 +192,8 @@ def parse_search(raw, study: C.Study, problems: Problems) -> SearchConfig | None
                   rules)
             for p in rules:
                 problems.add(where, f"{p.key}: {p.message.replace(' (in search)', '')}")
-            ids.add(make_trial_id(sections["data"], sections["model"], sections["train"], 0))
+            ids.add(make_trial_id(sections["data"], sections["model"].resolved(),
+                                  sections["train"], 0))
         inert = _inert(key, train)
         if inert:
             problems.add(path, f"changes nothing in the trials of the starting variant "
@@ -330,6 +331,7 @@ def sampled_trial(study: C.Study, search: SearchConfig, point, seed: int | None 
     for key, value in point:
         set_key(sections, key, _raw(value), problems, join(SPACE_PATH, f'"{key}"'))
     sections["data"] = resolve_data(sections["data"])
+    sections["model"] = sections["model"].resolved()
     check(study, sections["data"], sections["model"], sections["train"], "search", problems)
     if problems:
         raise ValueError("; ".join(p.render("search point") for p in problems))

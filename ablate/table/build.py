@@ -8,7 +8,8 @@ Layout (one table per study):
   grid changes it (bicubic differs between grid points, e.g. a grid over ``data.*``), each
   grid block gets its own Bicubic row instead. At the input size it is "—" (nothing to upsample).
 - Then a **block per grid point** (``grid`` column; one block without a grid), the variants in
-  spec order (``variant_order``) under their labels, the baseline marked.
+  spec order (``variant_order``) under their labels, the baseline marked, with the model kind
+  (``model.kind`` of the trials' config: lainr, liif) shown where the rows differ by it.
 - Per eval resolution: mean ± std over seeds (``n`` shown when fewer than the study's seeds);
   Δ vs the baseline of the same grid point, paired by seed and held-out image, with its 95 %
   two-level bootstrap interval (seeds, and held-out photos shared by the seeds) and a
@@ -43,6 +44,7 @@ import numpy as np
 
 from ablate.results.manifest import Manifest
 from ablate.results.read import NoResults, StudyResults, load_results
+from ablate.spec.ids import model_kind
 from ablate.table.choices import Metric
 from ablate.table.stats import (Comparison, Summary, apply_holm, compare_images, compare_paired,
                                 summarize)
@@ -71,6 +73,7 @@ class Row:
     basis: dict[int, dict[str, float | None]] = field(default_factory=dict)  # resolution →
     #   BASIS_COLUMNS → mean over completed seeds (None where no trial has the figure)
     completed: int = 0  # completed trials (seeds) of this row
+    model: str = ""  # model.kind of its trials ("" for Bicubic or a row not run yet)
 
 
 @dataclass
@@ -115,6 +118,11 @@ class Table:
         return [r for r in self.resolutions if r > self.input_size]
 
     @property
+    def shows_model(self) -> bool:
+        """Whether the rows differ by model kind (the table then shows it)."""
+        return len({row.model for row in self.rows if row.kind == "variant" and row.model}) > 1
+
+    @property
     def comparisons(self) -> list[Comparison]:
         return [c for row in self.rows for c in row.deltas.values()]
 
@@ -132,6 +140,7 @@ class _Trial:
     status: str
     error: str
     finished_at: str
+    model: str  # model.kind
     rows: list[int] = field(default_factory=list)  # indices into the study's columns
 
 
@@ -192,6 +201,9 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
     basis: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     bicubic: dict[tuple, list[float]] = defaultdict(list)
     per_row: Counter = Counter()
+    kinds: dict[tuple, set] = defaultdict(set)  # (grid, variant) → model kinds
+    for t in trials:
+        kinds[(t.grid, t.variant)].add(t.model)
     metric_col, bic_col, verdict_col = col[metric], col[f"{metric}_bicubic"], col["verdict"]
     for t in done:
         per_row[(t.grid, t.variant)] += 1
@@ -222,7 +234,8 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
             rows.append(bic_rows[g])
         for order, (name, label) in enumerate(variants):
             row = Row("variant", name, label, g, order, is_baseline=(name == base),
-                      completed=per_row[(g, name)])
+                      completed=per_row[(g, name)],
+                      model=",".join(sorted(kinds.get((g, name), set()) - {""})))
             for r in resolutions:
                 vec = values.get((g, name, r), empty)
                 row.cells[r] = summarize(vec)
@@ -333,7 +346,7 @@ def _trials(col: dict[str, np.ndarray]) -> list[_Trial]:
             t = by_id[tid] = _Trial(
                 tid, col["variant"][i], col["label"][i], float(o) if np.isfinite(o) else math.inf,
                 col["grid"][i], int(seed[i]), col["status"][i], col["error"][i],
-                col["finished_at"][i])
+                col["finished_at"][i], model_kind(col["config_json"][i]))
         t.rows.append(i)
     return list(by_id.values())
 

@@ -94,9 +94,15 @@ def fmt_verdict(counts: dict[str, int] | None, row: Row) -> str:
     return ", ".join(f"{v} {k}/{total}" for v, k in ranked)
 
 
+def lead(t: Table) -> list[str]:
+    """The columns before the figures: the variant, and its model kind where rows differ by
+    it."""
+    return ["Variant", "Model"] if t.shows_model else ["Variant"]
+
+
 def header(t: Table) -> list[str]:
     short = {"psnr_y": "Y-PSNR"}.get(t.metric, t.metric.upper())
-    cols = ["Variant"]
+    cols = lead(t)
     for r in t.resolutions:
         cols.append(f"{short}@{r}" + (" (input)" if r == t.input_size else ""))
         cols.append(f"Δ@{r} [95% CI]")
@@ -109,6 +115,8 @@ INPUT = "input"  # bicubic at the input size: the input itself, nothing to compa
 
 def cells(row: Row, t: Table) -> list[str]:
     out = [row.label]  # the baseline is marked by its Δ cells ("baseline") and in bold
+    if t.shows_model:
+        out.append(row.model)
     for r in t.resolutions:
         if row.kind == "bicubic" and r == t.input_size and _missing(row.cells.get(r)):
             out += [INPUT, ""]
@@ -259,7 +267,7 @@ def rich_table(t: Table):
     rt = RichTable(title=title(t), caption=legend(t), box=box.SIMPLE_HEAVY,
                    caption_justify="left", title_justify="left")
     for i, h in enumerate(header(t)):
-        rt.add_column(h, justify="left" if i == 0 else "right", no_wrap=(i == 0))
+        rt.add_column(h, justify="left" if i < len(lead(t)) else "right", no_wrap=(i == 0))
     ncols = len(header(t))
     for k, (heading, rows) in enumerate(blocks(t)):
         if k:
@@ -281,7 +289,8 @@ def rich_compact(t: Table):
     short = {"psnr_y": "Y-PSNR"}.get(t.metric, t.metric.upper())
     rt = RichTable(title=title(t), caption=legend(t), box=box.SIMPLE_HEAVY,
                    caption_justify="left", title_justify="left")
-    rt.add_column("Variant", justify="left")
+    for h in lead(t):
+        rt.add_column(h, justify="left")
     rt.add_column("r", justify="right")
     rt.add_column(short, justify="right")
     rt.add_column("Δ [95% CI]", justify="right")
@@ -291,14 +300,15 @@ def rich_compact(t: Table):
             rt.add_section()
         for heading, rows in blocks(t):
             if heading is not None:
-                rt.add_row(f"[bold]{_rich_escape(heading)}[/bold]", "", "", "", "")
+                rt.add_row(f"[bold]{_rich_escape(heading)}[/bold]", *[""] * (len(lead(t)) + 3))
             for row in rows:
                 c = cells(row, t)
-                i = 1 + 2 * t.resolutions.index(r)
+                n = len(lead(t))
+                i = n + 2 * t.resolutions.index(r)
                 verdict = (fmt_verdict(row.verdicts.get(r), row)
                            if r in t.verdict_resolutions else "")
                 style = "dim" if row.kind == "bicubic" else ("bold" if row.is_baseline else None)
-                rt.add_row(*[_rich_escape(x) for x in (row.label, str(r), c[i], c[i + 1], verdict)],
+                rt.add_row(*[_rich_escape(x) for x in (*c[:n], str(r), c[i], c[i + 1], verdict)],
                            style=style)
     return rt
 
@@ -368,7 +378,8 @@ def to_markdown(tables: list[Table], detail: bool = False) -> str:
     for t in tables:
         h = header(t)
         out += [f"**{_md(title(t))}**", "", "| " + " | ".join(map(_md, h)) + " |",
-                "|" + "|".join([":---"] + ["---:"] * (len(h) - 1)) + "|"]
+                "|" + "|".join([":---"] * len(lead(t)) + ["---:"] * (len(h) - len(lead(t))))
+                + "|"]
         for heading, rows in blocks(t):
             if heading is not None:
                 out.append("| " + " | ".join([f"*{_md(heading)}*"] + [""] * (len(h) - 1)) + " |")
@@ -410,7 +421,8 @@ def to_latex(tables: list[Table], detail: bool = False) -> str:
     for t in tables:
         h = header(t)
         out += [f"% ablate table: {title(t)}", "% requires \\usepackage{booktabs}",
-                "\\begin{tabular}{l" + "r" * (len(h) - 1) + "}", "\\toprule",
+                "\\begin{tabular}{" + "l" * len(lead(t)) + "r" * (len(h) - len(lead(t))) + "}",
+                "\\toprule",
                 " & ".join(_tex(x) for x in h) + " \\\\", "\\midrule"]
         for k, (heading, rows) in enumerate(blocks(t)):
             if k:
@@ -457,9 +469,9 @@ def _tex_comment(s: str) -> str:
 
 
 CSV_COLUMNS = (
-    "study", "grid", "kind", "variant", "label", "is_baseline", "resolution", "metric", "mean",
-    "std", "n", "delta", "ci_low", "ci_high", "n_pairs", "p_value", "p_holm", "significance",
-    "verdict", "n_images", "n_photos",
+    "study", "grid", "kind", "variant", "label", "model", "is_baseline", "resolution", "metric",
+    "mean", "std", "n", "delta", "ci_low", "ci_high", "n_pairs", "p_value", "p_holm",
+    "significance", "verdict", "n_images", "n_photos",
 )
 
 
@@ -472,8 +484,8 @@ def records(t: Table, detail: bool = False) -> list[dict]:
             c = row.deltas.get(r)
             out.append({
                 "study": t.study, "grid": row.grid, "kind": row.kind, "variant": row.name,
-                "label": row.label, "is_baseline": row.is_baseline, "resolution": r,
-                "metric": t.metric, "mean": s.mean, "std": s.std, "n": s.n,
+                "label": row.label, "model": row.model, "is_baseline": row.is_baseline,
+                "resolution": r, "metric": t.metric, "mean": s.mean, "std": s.std, "n": s.n,
                 "delta": c.delta if c else None, "ci_low": c.ci_low if c else None,
                 "ci_high": c.ci_high if c else None, "n_pairs": c.n if c else None,
                 "p_value": c.p if c else None, "p_holm": c.p_holm if c else None,
@@ -516,7 +528,7 @@ def as_dict(t: Table, detail: bool = False) -> dict:
             if detail:
                 per_res[-1]["basis"] = row.basis.get(r)
         rows.append({"kind": row.kind, "variant": row.name, "label": row.label,
-                     "grid": row.grid, "is_baseline": row.is_baseline,
+                     "model": row.model, "grid": row.grid, "is_baseline": row.is_baseline,
                      "completed": row.completed, "cells": per_res})
     return {
         "study": t.study, "metric": t.metric, "metric_label": t.metric_label,

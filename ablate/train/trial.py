@@ -200,7 +200,7 @@ def train_epoch(setup: Setup, state: TrainingState, epoch: int) -> EpochReport:
         hr = s.train_data.epoch(s.dev_gen, n=min(bs, n - i))  # (B, 3, H, H)
         batch = s.batches.make(hr, downsample(hr, cfg.data.input_size), choices)
         with torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=s.use_bf16):
-            pred = s.model(batch.inputs, batch.coords)  # (B, Q, 3)
+            pred = s.model(batch.inputs, batch.coords, batch.resolution)  # (B, Q, 3)
         loss = F.mse_loss(pred.float(), batch.targets)
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
