@@ -95,6 +95,10 @@ def trial_rows(
             "psnr_lr_consistency": (MODEL_PSNR.get(input_size, 30.0) + variant.effect
                                     if r >= input_size else float("nan")),
             "psnr_lr_floor": 28.0 if r >= input_size else float("nan"),
+            "truth_energy_ratio": 4.0 if above else float("nan"),
+            "fit_margin": MODEL_PSNR.get(input_size, 30.0) + variant.effect - 28.5,
+            "lr_margin": (MODEL_PSNR.get(input_size, 30.0) + variant.effect - 28.5
+                          if r >= input_size else float("nan")),
             "verdict": variant.verdict if above else "n/a",
             "epochs": epochs, "train_seconds": 12.5, "train_img_per_s": 800.0,
             "device": "cpu", "mamba_backend": "torch", "node": "synthetic",

@@ -197,3 +197,27 @@ def test_latents_are_standard_normal():
     assert enc.latents.shape == (256, 256)
     assert enc.latents.std().item() == pytest.approx(1.0, abs=0.02)
     assert abs(enc.latents.mean().item()) < 0.02
+
+
+def test_fit_options_off_by_default_and_what_they_change():
+    """docs/fit.md's two decoder options: both None by default (the seed's decoder, the same
+    trial ids); fourier_min moves the lowest ω, cell_features adds the in-patch offset."""
+    cfg = ModelConfig(dim=16, feature_dim=8, heads=1, head_dim=8, num_latents=16,
+                      locality="2d", locality_alpha=3.0)
+    assert cfg.fourier_min is None and cfg.cell_features is None
+    assert torch.allclose(FourierFeatures(8, 128.0).omega(torch.float64)[0],
+                          torch.tensor(10.0, dtype=torch.float64))
+    assert FourierFeatures(8, 128.0, omega_min=1.0).omega(torch.float64)[0] == 1.0
+    plain = Decoder(cfg, grid=4)
+    with_cell = Decoder(dataclasses.replace(cfg, cell_features=2), grid=4)
+    assert plain.cell is None and with_cell.cell.dim == 2 + 4 * 2
+    extra = sum(p.numel() for p in with_cell.parameters()) - sum(
+        p.numel() for p in plain.parameters())
+    assert extra == len(cfg.sigmas) * with_cell.cell.dim * cfg.dim  # R_k, no bias
+    from ablate.model.decoder import cell_offset
+    centres = make_coord(8, dtype=torch.float64)  # 8 px, 4 patches of 2 px per side
+    off = cell_offset(centres, grid=4)
+    assert set(off[:, 0].tolist()) == {-0.25, 0.25}  # left/right pixel of its patch
+    tokens = torch.randn(2, 16, 16)
+    out = with_cell(tokens, centres.float().expand(2, -1, -1))
+    assert out.shape == (2, 64, 3) and torch.isfinite(out).all()

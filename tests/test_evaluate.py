@@ -10,10 +10,10 @@ import pytest
 import torch
 from data_fixtures import write_cifar
 
-from ablate.data.dataset import build_data
+from ablate.data.dataset import build_data, downsample
 from ablate.metrics.evaluate import evaluate
 from ablate.metrics.image import bicubic_upsample, psnr
-from ablate.metrics.verdict import lr_floor
+from ablate.metrics.verdict import lr_floor, margin_lower_bound
 from ablate.results.schema import METRIC_KEYS, SPECTRA_COLUMNS, TRIAL_COLUMNS
 from ablate.results.write import write_artifacts
 
@@ -43,13 +43,14 @@ class Recorder:
 
 
 def oracle(test, noise: float = 0.0):
-    """Returns the ground truth of whichever test inputs it is given (plus optional noise)."""
+    """Returns the ground truth of whichever test inputs it is given (plus, above the input
+    size, optional white noise: a model that fits its input and invents detail above it)."""
 
     def render(x, r):
         d = (x[:, None] - test.inputs[None]).pow(2).flatten(2).sum(-1)
         idx = d.argmin(1)
         out = test.truth(r)[idx]
-        if noise:
+        if noise and r > test.input_size:
             g = torch.Generator().manual_seed(r)
             out = out + noise * torch.randn(out.shape, generator=g)
         return out
@@ -90,37 +91,68 @@ def test_oracle_is_true_sr_and_noise_is_hallucination(setup):
         assert good.row(r)["verdict"] == "true_sr"
         assert good.row(r)["psnr"] == 100.0 and good.row(r)["psnr"] > good.row(r)["psnr_bicubic"]
         assert good.row(r)["band_coherence"] == pytest.approx(1.0)
-    bad = evaluate(oracle(test, noise=0.15), test, cfg)
+    bad = evaluate(oracle(test, noise=0.05), test, cfg)
+    assert bad.row(16)["verdict"] == "n/a" and bad.row(16)["fit_margin"] > 10  # fits its input
     assert bad.row(64)["verdict"] == "hallucination"
     assert bad.row(64)["psnr"] < bad.row(64)["psnr_bicubic"]
 
 
-def test_fitness_gate_against_the_inputs_quarter_resolution_copy(setup):
+def test_fitness_gate_against_the_inputs_half_resolution_copy(setup):
     cfg, test = setup
     s = cfg.input_size
-    # the floor, computed independently: 16 → 4 (antialiased bicubic) → 16 (bicubic), PSNR
-    half = torch.nn.functional.interpolate(test.inputs, size=(s // 4, s // 4), mode="bicubic",
+    # the floor, computed independently: 16 → 8 (antialiased bicubic) → 16 (bicubic), PSNR
+    half = torch.nn.functional.interpolate(test.inputs, size=(s // 2, s // 2), mode="bicubic",
                                            align_corners=False, antialias=True).clamp(0, 1)
     up = torch.nn.functional.interpolate(half, size=(s, s), mode="bicubic",
                                          align_corners=False).clamp(0, 1)
-    floor = float(psnr(up, test.inputs).mean())
-    assert float(lr_floor(test.inputs).mean()) == pytest.approx(floor, abs=1e-9)
+    per_image = psnr(up, test.inputs)
+    floor = float(per_image.mean())
+    assert torch.allclose(lr_floor(test.inputs), per_image)
     assert 15 < floor < 45
 
-    # a model that holds only an eighth-resolution copy of its input does not fit it: unfit at
-    # every resolution, whatever its spectrum would say
-    blurry = evaluate(lambda x, r: bicubic_upsample(bicubic_upsample(
-        torch.nn.functional.interpolate(x, size=(s // 8, s // 8), mode="area"), s), r), test, cfg)
+    # exactly the floor's own copy does not clear it (margin ≤ 0): unfit at every resolution,
+    # whatever its spectrum would say
+    def copy(x, r):
+        return bicubic_upsample(bicubic_upsample(downsample(x, s // 2), s), r)
+
+    same = evaluate(copy, test, cfg)
+    assert same.row(16)["fit_margin"] == pytest.approx(0.0, abs=1e-6)
     for r in (16, 32, 64):
-        row = blurry.row(r)
-        assert row["psnr_lr_floor"] == pytest.approx(floor)
-        assert row["psnr_lr_consistency"] < floor and row["verdict"] == "unfit"
-    # the ground truth given as the prediction passes the gate and is true_sr (as bicubic passes
-    # it and is resampling: test_bicubic_model_rows)
+        row = same.row(r)
+        assert row["psnr_lr_floor"] == pytest.approx(floor) and row["verdict"] == "unfit"
+        assert row["fit_margin"] == same.row(16)["fit_margin"]  # decided once, at the input
+    # the ground truth passes with a wide margin and is true_sr (as bicubic passes and is
+    # resampling: test_bicubic_model_rows)
     good = evaluate(oracle(test), test, cfg)
     for r in (32, 64):
-        assert good.row(r)["psnr_lr_consistency"] > good.row(r)["psnr_lr_floor"] + 10
+        assert good.row(r)["fit_margin"] > 10 and good.row(r)["lr_margin"] > 10
         assert good.row(r)["verdict"] == "true_sr"
+    # fits at the input, but between the pixel centres it is something else: its output at r,
+    # brought back to the input grid, no longer reproduces the input → inconsistent, not unfit
+    def wild(x, r):
+        if r == s:
+            return oracle(test)(x, r)
+        return 1 - oracle(test)(x, r)
+
+    res = evaluate(wild, test, cfg)
+    assert res.row(16)["fit_margin"] > 10
+    assert res.row(32)["lr_margin"] < 0 and res.row(32)["verdict"] == "inconsistent"
+    assert res.row(64)["verdict"] == "inconsistent"
+
+
+def test_margin_is_the_lower_bound_over_photos():
+    rng = np.random.default_rng(0)
+    d = rng.normal(1.0, 0.5, size=40)
+    photos = [f"p{i % 5}" for i in range(40)]
+    lo = margin_lower_bound(d, photos)
+    assert lo < d.mean() and lo == margin_lower_bound(d, photos)  # below the mean; repeatable
+    assert margin_lower_bound(d + 10, photos) == pytest.approx(lo + 10)
+    # photos with different mean differences widen the interval against crops as independent
+    clustered = d + np.array([2.0 * (i % 5) for i in range(40)])
+    assert (clustered.mean() - margin_lower_bound(clustered, photos)
+            > clustered.mean() - margin_lower_bound(clustered, None))
+    assert math.isnan(margin_lower_bound([math.nan, math.nan]))
+    assert margin_lower_bound([3.0]) == 3.0
 
 
 def test_predictions_are_clamped_and_shapes_checked(setup):

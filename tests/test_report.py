@@ -58,8 +58,9 @@ def test_report_writes_valid_pngs_and_an_index_that_references_them_all(gridded_
     assert sorted(refs) == sorted(names)  # every PNG shown, nothing dangling
     html = index.read_text()
     assert html.count('<table class="ablate">') == 3  # PSNR and SSIM tables, verdict basis
-    assert "what the verdicts were decided from" in html and "LR PSNR (floor)" in html
-    assert "unfit when the LR PSNR" in html  # the rule beside the figures
+    assert "what the verdicts were decided from" in html
+    assert "Fit at input: PSNR (floor) margin" in html
+    assert "unfit (at every r) when the margin at the input" in html  # the rule beside them
     assert "Bicubic" in html and "sigmas=[64,16]" in html
     assert "2 failed trial(s)" in html and "CUDA out of memory" in html  # one per grid point
 

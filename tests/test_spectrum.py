@@ -14,7 +14,9 @@ from ablate.metrics.spectrum import (
     band_energy,
     band_mask,
     band_metrics,
+    band_sums,
     hann2d,
+    pool,
     radial_spectrum,
     spectrum,
 )
@@ -27,9 +29,10 @@ from ablate.metrics.verdict import (
 from ablate.metrics.verdict import verdict as _verdict
 
 
-def verdict(e, h, c, cb, lr=math.nan, floor=math.nan):
-    """The band rule (the fitness gate is tested in test_evaluate.py: NaN skips it here)."""
-    return _verdict(e, h, c, cb, psnr_lr_consistency=lr, psnr_lr_floor=floor)
+def verdict(e, h, c, cb, fit=math.nan, lr=math.nan):
+    """The band rule (NaN margins skip the gates; they are tested below and in
+    test_evaluate.py)."""
+    return _verdict(e, h, c, cb, fit_margin=fit, lr_margin=lr)
 from ablate.spec.config import DataConfig
 
 S = 32  # input size: Nyquist 16 cycles/image
@@ -154,11 +157,39 @@ def test_verdict_rule_thresholds():
     assert verdict(1.0, 1.0, math.nan, cb) == "n/a"
 
 
-def test_unfit_is_decided_first():
+def test_gates_are_decided_first_unfit_then_inconsistent():
     cb = 0.1
     sr = (0.1, 3.0, 0.9, cb)  # band figures of a clear true_sr
-    assert verdict(*sr, lr=30.0, floor=29.9) == "true_sr"
-    assert verdict(*sr, lr=30.0, floor=30.0) == "true_sr"  # equal to the floor: passes
-    assert verdict(*sr, lr=29.9, floor=30.0) == "unfit"  # whatever the spectrum says
-    assert verdict(math.nan, math.nan, math.nan, math.nan, lr=20.0, floor=30.0) == "unfit"
-    assert verdict(math.nan, math.nan, math.nan, math.nan, lr=31.0, floor=30.0) == "n/a"
+    assert verdict(*sr, fit=0.5, lr=0.2) == "true_sr"
+    assert verdict(*sr, fit=0.0, lr=0.2) == "unfit"  # the margin must clear 0
+    assert verdict(*sr, fit=-0.1, lr=5.0) == "unfit"  # whatever the spectrum and r say
+    assert verdict(math.nan, math.nan, math.nan, math.nan, fit=-1.0) == "unfit"  # at r = s too
+    assert verdict(math.nan, math.nan, math.nan, math.nan, fit=1.0, lr=1.0) == "n/a"
+    # fit at the input, but the output at r no longer reproduces it: its own verdict
+    assert verdict(*sr, fit=0.5, lr=-0.2) == "inconsistent"
+    assert verdict(*sr, fit=0.5, lr=0.0) == "inconsistent"
+    assert verdict(*sr, fit=-0.5, lr=-0.2) == "unfit"  # unfit is decided before
+
+
+def test_signed_coherence_counts_flipped_detail_against(photos):
+    r = 64
+    truth, bic = photos.truth(r), bicubic_upsample(photos.inputs, r)
+    detail = truth - bic
+    flipped = (bic - detail).clamp(0, 1)  # the in-band content with its sign flipped
+    m = band_metrics(flipped, bic, truth, S)
+    assert m["band_coherence"] < -0.5  # a squared coherence would call this agreement
+    assert _judge(flipped, photos, r)[1] != "true_sr"
+    assert m["truth_energy_ratio"] == pytest.approx(band_metrics(truth, bic, truth, S)
+                                                    ["hf_energy_ratio"])
+
+
+def test_pooled_metrics_are_the_per_image_sums_pooled(photos):
+    r = 64
+    truth, bic = photos.truth(r), bicubic_upsample(photos.inputs, r)
+    pred = (bic + 0.3 * (truth - bic)).clamp(0, 1)
+    sums = band_sums(pred, bic, truth, S)
+    assert all(v.shape == (len(photos),) for v in sums.values())
+    half = {k: v[: len(photos) // 2].numpy() for k, v in sums.items()}
+    whole = pool({k: v.numpy() for k, v in sums.items()})
+    assert whole == pytest.approx(band_metrics(pred, bic, truth, S))
+    assert pool(half) != pytest.approx(whole)  # a subset pools to its own figures

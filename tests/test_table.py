@@ -39,9 +39,11 @@ C = {32: [30.0, 30.25, 29.88], 64: [25.9, 26.6, 25.9]}
 VALUES = {"A": A, "B": B, "C": C}
 VERDICTS_B64 = ["true_sr", "true_sr", "unfit"]
 # the verdict basis of B at 64, per seed (its means are checked by --detail)
-BASIS_B64 = {"psnr_lr_consistency": [31.0, 32.0, 27.0], "psnr_lr_floor": [28.0, 28.0, 28.0],
-             "hf_energy_ratio": [3.0, 4.0, 8.0], "band_error_ratio": [0.5, 0.6, 1.3],
-             "band_coherence": [0.6, 0.7, 0.2], "band_coherence_bicubic": [0.3, 0.3, 0.3]}
+BASIS_B64 = {"fit_margin": [2.0, 2.5, -0.5], "psnr_lr_consistency": [31.0, 32.0, 27.0],
+             "psnr_lr_floor": [28.0, 28.0, 28.0], "lr_margin": [2.5, 3.5, -1.5],
+             "hf_energy_ratio": [3.0, 4.0, 8.0], "truth_energy_ratio": [5.0, 5.0, 5.0],
+             "band_error_ratio": [0.5, 0.6, 1.3], "band_coherence": [0.6, 0.7, 0.2],
+             "band_coherence_bicubic": [0.3, 0.3, 0.3]}
 HAND_VARIANTS = (Variant("A", "Alpha"), Variant("B", "Beta"), Variant("C", "Gamma"))
 
 
@@ -159,18 +161,22 @@ def test_detail_shows_each_verdicts_basis_in_every_format(hand_dir, hand_table):
         res = runner.invoke(app, ["table", str(hand_dir), "--format", fmt, "--detail"])
         assert res.exit_code == 0, res.output
         out[fmt] = res.stdout
-    # the human formats: a second table, one line per variant at 64, with the means
-    beta = f"| Beta | 64 | true_sr 2/3, unfit 1/3 | {means['psnr_lr_consistency']:.2f} (28.00) | "
-    beta += f"{means['hf_energy_ratio']:.3g} | {means['band_error_ratio']:.3f} | "
-    beta += f"{means['band_coherence']:.3f} (0.300) |"
+    # the human formats: a second table, one line per variant at 64, with the means; the fit
+    # at the input (32) beside them
+    fit = _row(hand_table, "B").basis[32]
+    beta = (f"| Beta | 64 | true_sr 2/3, unfit 1/3 | {fit['psnr_lr_consistency']:.2f} (28.00) "
+            f"{fit['fit_margin']:+.2f} | {means['psnr_lr_consistency']:.2f} "
+            f"({means['lr_margin']:+.2f}) | {means['hf_energy_ratio']:.3g} "
+            f"({means['truth_energy_ratio']:.3g}) | {means['band_error_ratio']:.3f} | "
+            f"{means['band_coherence']:+.3f} (+0.300) |")
     assert beta in out["markdown"]
     assert "what the verdicts were decided from" in out["text"]
-    assert "unfit when the LR PSNR" in out["text"] and "0.9" in out["text"]
+    assert "half-resolution copy" in out["text"] and "inconsistent when" in out["text"]
     assert f"{means['band_error_ratio']:.3f}" in out["text"]
     assert out["latex"].count("\\begin{tabular}") == 2
     detail_tex = out["latex"].split("--detail")[1]
     body = [ln for ln in detail_tex.splitlines() if ln.endswith("\\\\")]
-    assert len(body) == 1 + 3 and all(_unescaped(ln, "&") == 6 for ln in body)
+    assert len(body) == 1 + 3 and all(_unescaped(ln, "&") == 7 for ln in body)
     # machine formats: the same figures as fields
     df = pd.read_csv(io.StringIO(out["csv"]))
     b64 = df[(df.variant == "B") & (df.resolution == 64)].iloc[0]

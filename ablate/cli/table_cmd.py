@@ -19,8 +19,10 @@ def table(
     baseline: str = typer.Option(None, "--baseline", help="Variant that Δ compares against "
                                  "(default: the spec's baseline, else the first variant)."),
     detail: bool = typer.Option(False, "--detail", help="Also show what each verdict was "
-                                "decided from: LR-consistency PSNR vs its floor, in-band "
-                                "energy and error ratios, coherence (every format)."),
+                                "decided from: the fit at the input vs its floor (the "
+                                "half-resolution copy), LR consistency at r, in-band energy "
+                                "(and the truth's), error and coherence with intervals over "
+                                "held-out photos (every format)."),
     search: bool = typer.Option(False, "--search", help="Instead: the best configurations "
                                 "of each `ablate search` of the study, ranked by its "
                                 "objective, with --metric at every resolution and verdicts."),
@@ -32,8 +34,8 @@ def table(
     (paired by seed and held-out image) with a 95 % two-level bootstrap
     interval over seeds and held-out photos and a significance mark (t-test
     with both variance components, Holm-corrected); verdict counts across
-    seeds (unfit | true_sr | resampling | hallucination); --detail shows
-    their basis. Results without per-image files: over seeds only.
+    seeds (unfit | inconsistent | true_sr | resampling | hallucination);
+    --detail shows their basis. Results without per-image files: over seeds only.
     Reads only the Parquet files: partial results are counted, failures listed.
     Exit 0; 2 when there are no results or an option is wrong.
     """
@@ -52,7 +54,8 @@ def table(
     from ablate.table.format import footer_lines, print_text, render
 
     try:
-        tables = load_tables(dir, study=study, metric=metric.value, baseline=baseline)
+        tables = load_tables(dir, study=study, metric=metric.value, baseline=baseline,
+                             detail=detail)
     except (NoResults, UnknownBaseline) as e:
         fail(f"ablate table: {e}")
     if format is Format.text:

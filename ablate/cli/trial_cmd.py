@@ -62,14 +62,16 @@ def print_rows(rows: list[dict]) -> None:
     t = Table(title=f"{rows[0]['label']} seed {rows[0]['seed']} — {rows[0]['epochs']} epochs, "
                     f"{rows[0]['train_img_per_s']:.0f} img/s on {rows[0]['device']}")
     for col in ("res", "PSNR", "bicubic", "Δ dB", "SSIM", "bicubic", "HF energy ×",
-                "band err ×", "coherence", "bicubic", "LR PSNR", "floor", "verdict"):
+                "truth ×", "band err ×", "coherence", "bicubic", "LR PSNR", "floor", "margin",
+                "verdict"):
         t.add_column(col, justify="right" if col != "verdict" else "left")
     for r in rows:
         d = (r["psnr"] - r["psnr_bicubic"]) if not math.isnan(r["psnr_bicubic"]) else float("nan")
         t.add_row(str(r["resolution"]), _num(r["psnr"], ".2f"), _num(r["psnr_bicubic"], ".2f"),
                   _num(d, "+.2f"), _num(r["ssim"], ".4f"), _num(r["ssim_bicubic"], ".4f"),
-                  _num(r["hf_energy_ratio"], ".3f"), _num(r["band_error_ratio"], ".3f"),
+                  _num(r["hf_energy_ratio"], ".3f"), _num(r["truth_energy_ratio"], ".3f"),
+                  _num(r["band_error_ratio"], ".3f"),
                   _num(r["band_coherence"], ".3f"), _num(r["band_coherence_bicubic"], ".3f"),
                   _num(r["psnr_lr_consistency"], ".2f"), _num(r["psnr_lr_floor"], ".2f"),
-                  r["verdict"])
+                  _num(r["lr_margin"], "+.2f"), r["verdict"])
     Console(width=160).print(t)

@@ -11,15 +11,17 @@ Per resolution r (s = input size):
   no ground truth (r above the HR side, e.g. CIFAR at 64): every metric NaN, verdict "n/a" —
       missing, never faked; the model is not even run.
   r < s: PSNR/Y-PSNR/SSIM of the model against the truth; everything else NaN, verdict "n/a".
-  r = s: the same, and the fitness gate's figures (ablate.metrics.verdict):
-      psnr_lr_consistency (here the PSNR against the input itself) and psnr_lr_floor (the
-      input's half-resolution copy); nothing to upsample, so the bicubic and band metrics are
-      NaN, and the verdict is "unfit" or "n/a".
+  r = s: the same, and gate 1's figures (ablate.metrics.verdict): psnr_lr_consistency (here
+      the PSNR against the input itself), psnr_lr_floor (the input's half-resolution copy),
+      lr_margin = fit_margin; nothing to upsample, so the bicubic and band metrics are NaN,
+      and the verdict is "unfit" or "n/a".
   r > s: model and bicubic PSNR, Y-PSNR (BT.601 luma, border of ceil(r/s) px shaved, as SR
-      papers compute it) and SSIM — the row holds the means of the per-image values — the
-      gate's figures (the prediction downsampled back to s), the band metrics and the verdict
-      of ablate.metrics.verdict, and the radially averaged spectra of truth, bicubic and model
-      for the plots.
+      papers compute it) and SSIM — the row holds the means of the per-image values — gate 2's
+      figures (the prediction downsampled back to s: psnr_lr_consistency, lr_margin), the band
+      metrics and the verdict of ablate.metrics.verdict, and the radially averaged spectra of
+      truth, bicubic and model for the plots.
+  Every row carries `fit_margin`, decided once at r = s (the model is rendered at s for it even
+  when s is not an eval resolution): an unfit model is `unfit` at every resolution.
 The per-image values themselves are kept (`EvalResult.images`, one row per resolution × crop,
 with the crop's photo) for the table's intervals over held-out images.
 Predictions are clamped to [0, 1] before any metric.
@@ -37,8 +39,8 @@ from torch import Tensor
 
 from ablate.data.dataset import TestData
 from ablate.metrics.image import bicubic_upsample, psnr, psnr_y, ssim, y_shave
-from ablate.metrics.spectrum import band_metrics, radial_spectrum
-from ablate.metrics.verdict import lr_consistency, lr_floor, verdict
+from ablate.metrics.spectrum import band_sums, pool, radial_spectrum
+from ablate.metrics.verdict import lr_consistency, lr_floor, margin_lower_bound, verdict
 from ablate.results.rows import empty_metrics
 from ablate.results.schema import IMAGE_METRICS
 from ablate.spec.config import DataConfig
@@ -94,7 +96,20 @@ def evaluate(
     rows, spectra, predictions, images = [], [], {}, []
     with_truth = [r for r in cfg.eval_resolutions if test.has_truth(r)]
     top = max(with_truth) if with_truth else None
-    floor = float(lr_floor(test.inputs).mean())  # the fitness gate's threshold (verdict.py)
+    floor = lr_floor(test.inputs)  # (N,) the gates' reference, per image (verdict.py)
+    photos = test.photos or None
+    preds: dict[int, Tensor] = {}
+
+    def predict(r: int) -> Tensor:
+        if r not in preds:
+            preds[r] = _render_all(render, test.inputs, r, batch_size)
+        return preds[r]
+
+    def margin(pred: Tensor) -> tuple[Tensor, float]:
+        lr = lr_consistency(pred, test.inputs)  # (N,)
+        return lr, margin_lower_bound((lr - floor).tolist(), photos)
+
+    _, fit_margin = margin(predict(s))  # gate 1, decided once, at the input
 
     for r in cfg.eval_resolutions:
         row = empty_metrics(r)
@@ -102,7 +117,7 @@ def evaluate(
         if not test.has_truth(r):
             continue
         truth = test.truth(r)
-        pred = _render_all(render, test.inputs, r, batch_size)
+        pred = predict(r)
         if r == top:
             predictions[r] = pred[:n_samples]
         shave = y_shave(r, s)
@@ -112,24 +127,30 @@ def evaluate(
             bic = bicubic_upsample(test.inputs, r)
             per.update(psnr_bicubic=psnr(bic, truth), psnr_y_bicubic=psnr_y(bic, truth, shave),
                        ssim_bicubic=ssim(bic, truth))
+        row["fit_margin"] = fit_margin
+        if r >= s:
+            lr, row["lr_margin"] = margin(pred)
+            per.update(psnr_lr_consistency=lr, psnr_lr_floor=floor)
+        if r > s:
+            sums = band_sums(pred, bic, truth, s)
+            per.update(sums)
+            row.update(pool({k: v.cpu().numpy() for k, v in sums.items()}))
         for k, v in per.items():
-            row[k] = float(v.mean())
+            if k in row:  # the band sums are per image only
+                row[k] = float(v.mean())
         images += _image_rows(r, test, {k: v.tolist() for k, v in per.items()})
         if r < s:
             continue
-        row["psnr_lr_consistency"] = float(lr_consistency(pred, test.inputs).mean())
-        row["psnr_lr_floor"] = floor
-        if r > s:
-            row.update(band_metrics(pred, bic, truth, s))
         row["verdict"] = verdict(
             row["band_error_ratio"], row["hf_energy_ratio"], row["band_coherence"],
-            row["band_coherence_bicubic"], psnr_lr_consistency=row["psnr_lr_consistency"],
-            psnr_lr_floor=row["psnr_lr_floor"],
+            row["band_coherence_bicubic"], fit_margin=row["fit_margin"],
+            lr_margin=row["lr_margin"],
         )
         if r == s:
             continue
         for kind, imgs in (("truth", truth), ("bicubic", bic), ("model", pred)):
             spectra += _spectra_rows(r, kind, imgs)
+        preds.pop(r, None)  # the top resolution's samples are kept in `predictions`
 
     samples = {}
     if top is not None:

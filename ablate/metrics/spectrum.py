@@ -19,23 +19,31 @@ left out. The input's own Nyquist bin (|f| = s/2) is not in the band either.
 Band metrics, pooled over all images and channels (P model, B bicubic, T truth spectra):
   hf_energy_ratio        Σ|P|² / Σ|B|²                   (energy; says nothing of correctness)
   band_error_ratio       Σ|P − T|² / Σ|B − T|²           (< 1: closer to the truth than bicubic)
-  band_coherence         |Σ P·T*|² / (Σ|P|² · Σ|T|²)      (magnitude-squared coherence pooled
-                                                         over bins and images, in [0, 1])
+  band_coherence         Re Σ P·T* / √(Σ|P|² · Σ|T|²)    (signed coherence, in [−1, 1])
   band_coherence_bicubic the same with B
+  truth_energy_ratio     Σ|T|² / Σ|B|²                   (how much in-band energy the truth has,
+                                                         × bicubic's: the target for the first)
 For real images Σ P·T* over the conjugate-symmetric band is real, so the coherence is the
-squared correlation (cosine similarity) of the band-passed, windowed model and truth images:
-1 when the model's in-band content is the truth up to a scale, ~0 when unrelated.
+correlation (cosine similarity) of the band-passed, windowed model and truth images: 1 when
+the model's in-band content is the truth up to a positive scale, ~0 when unrelated, negative
+when it is anti-correlated (detail with its sign flipped counts against agreement; a squared
+coherence would count it as agreement).
+
+The pooled figures are ratios of sums over images, so they are kept per image as well
+(`band_sums`: the seven sums of each held-out crop) and `pool` rebuilds every ratio from any
+subset or resample of those: the table's intervals over held-out images resample them.
 
 The verdict built on these is in `ablate.metrics.verdict` (rule and thresholds there).
 """
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from ablate.metrics.band import SUM_KEYS, pool
 
 def _acc(device: torch.device) -> tuple[torch.dtype, torch.dtype]:
     if device.type == "mps":
@@ -98,40 +106,32 @@ def band_energy(imgs: Tensor, input_size: int) -> float:
     return float(p.sum(-1).mean())
 
 
-def band_metrics(
-    pred: Tensor, bicubic: Tensor, truth: Tensor, input_size: int
-) -> dict[str, float]:
-    """hf_energy_ratio, band_error_ratio, band_coherence, band_coherence_bicubic (see module).
-
-    All three inputs are (N, 3, r, r) with r > input_size. NaN where a denominator is zero.
-    """
+def band_sums(pred: Tensor, bicubic: Tensor, truth: Tensor, input_size: int) -> dict[str, Tensor]:
+    """Per image (summed over channels and in-band bins): Σ|P|², Σ|B|², Σ|T|², Σ|P − T|²,
+    Σ|B − T|², Re Σ P·T*, Re Σ B·T*, each (N,) float64, keyed by SUM_KEYS. All three inputs
+    are (N, 3, r, r) with r > input_size."""
     if not (pred.shape == bicubic.shape == truth.shape):
         shapes = ", ".join(str(tuple(x.shape)) for x in (pred, bicubic, truth))
-        raise ValueError(f"band_metrics: shapes differ: {shapes}")
+        raise ValueError(f"band_sums: shapes differ: {shapes}")
     r = truth.shape[-1]
     if r <= input_size:
-        raise ValueError(
-            f"band_metrics: no band above the input's Nyquist at r = {r} ≤ {input_size}"
-        )
+        raise ValueError(f"band_sums: no band above the input's Nyquist at r = {r} ≤ {input_size}")
     m = band_mask(r, input_size, truth.device)
     P, B, T = (spectrum(x)[..., m] for x in (pred, bicubic, truth))  # (N, C, bins)
 
-    def energy(z: Tensor) -> float:
-        return float(z.abs().pow(2).sum())
+    def per_image(z: Tensor) -> Tensor:
+        return z.sum(dim=(1, 2))  # (N,)
 
-    def coherence(a: Tensor) -> float:
-        ea, et = energy(a), energy(T)
-        if ea == 0.0 and et > 0.0:
-            return 0.0  # an empty band agrees with nothing
-        return _div(float((a * T.conj()).sum().abs() ** 2), ea * et)
-
-    return {
-        "hf_energy_ratio": _div(energy(P), energy(B)),
-        "band_error_ratio": _div(energy(P - T), energy(B - T)),
-        "band_coherence": coherence(P),
-        "band_coherence_bicubic": coherence(B),
-    }
+    values = (P.abs().pow(2), B.abs().pow(2), T.abs().pow(2), (P - T).abs().pow(2),
+              (B - T).abs().pow(2), (P * T.conj()).real, (B * T.conj()).real)
+    return {k: per_image(v) for k, v in zip(SUM_KEYS, values)}
 
 
-def _div(a: float, b: float) -> float:
-    return a / b if b > 0 and math.isfinite(b) else math.nan
+def band_metrics(
+    pred: Tensor, bicubic: Tensor, truth: Tensor, input_size: int
+) -> dict[str, float]:
+    """hf_energy_ratio, band_error_ratio, band_coherence, band_coherence_bicubic,
+    truth_energy_ratio (see module), pooled over the images. All three inputs are
+    (N, 3, r, r) with r > input_size. NaN where a denominator is zero."""
+    sums = band_sums(pred, bicubic, truth, input_size)
+    return pool({k: v.cpu().numpy() for k, v in sums.items()})

@@ -58,18 +58,21 @@ class FourierFeatures(nn.Module):
 
     Layout: sines then cosines, each (y frequencies, then x frequencies), low to high."""
 
-    def __init__(self, feature_dim: int, sigma: float):
+    def __init__(self, feature_dim: int, sigma: float, omega_min: float | None = None):
         super().__init__()
         if feature_dim % 4:
             raise ValueError(f"model.feature_dim = {feature_dim} must be a multiple of 4 "
                              "(sin and cos of n frequencies on each of 2 axes)")
         self.n = feature_dim // 4
         self.sigma = sigma
+        self.omega_min = 10.0 if omega_min is None else omega_min  # the seed's: 10
 
     def omega(self, dtype=torch.float32, device=None) -> Tensor:
-        """The n frequencies, 10 … σ log-spaced: (n,). Not a buffer: made in the coordinates'
-        dtype (float64 in the tests), and not saved in checkpoints (it follows the config)."""
-        return torch.logspace(1.0, math.log10(self.sigma), self.n, dtype=dtype, device=device)
+        """The n frequencies, ω_min (10) … σ log-spaced: (n,). Not a buffer: made in the
+        coordinates' dtype (float64 in the tests), and not saved in checkpoints (it follows
+        the config)."""
+        return torch.logspace(math.log10(self.omega_min), math.log10(self.sigma), self.n,
+                              dtype=dtype, device=device)
 
     def forward(self, coords: Tensor) -> Tensor:
         # float32 (or float64) even under autocast: angles reach hundreds of radians, bf16
@@ -150,20 +153,51 @@ class CrossAttention(nn.Module):
         return self.to_out(rearrange(out, "b h q d -> b q (h d)"))  # (B, Q, out_dim)
 
 
+def cell_offset(coords: Tensor, grid: int) -> Tensor:
+    """The query's offset from the centre of its own patch, in patch widths, in [−½, ½):
+    (..., 2) -> (..., 2). Coordinates outside [0, 1) (jitter) fall in the nearest edge patch."""
+    cell = (coords * grid).floor().clamp(0, grid - 1)
+    return coords * grid - cell - 0.5
+
+
+class CellFeatures(nn.Module):
+    """[offset, sin(2π·k·offset), cos(2π·k·offset)] for k = 1 … n: (..., 2) -> (..., 2 + 4n),
+    offset = `cell_offset` (the `model.cell_features` option; not in the seed's decoder)."""
+
+    def __init__(self, n: int, grid: int):
+        super().__init__()
+        self.n, self.grid = n, grid
+
+    @property
+    def dim(self) -> int:
+        return 2 + 4 * self.n
+
+    def forward(self, coords: Tensor) -> Tensor:
+        off = cell_offset(coords, self.grid)  # (..., 2)
+        k = torch.arange(1, self.n + 1, dtype=off.dtype, device=off.device)
+        ang = (2 * math.pi * off[..., None] * k).flatten(-2)  # (..., 2n)
+        return torch.cat([off, ang.sin(), ang.cos()], dim=-1)
+
+
 class Band(nn.Module):
     """One Fourier band k: m_k = ReLU(ReLU(E γ_σ(x)) + M m); v_k = m_k (first band) or
     ReLU(C (m_k + v_{k−1})); rgb_k = O v_k."""
 
-    def __init__(self, cfg: ModelConfig, sigma: float, first: bool):
+    def __init__(self, cfg: ModelConfig, sigma: float, first: bool, cell_dim: int = 0):
         super().__init__()
-        self.fourier = FourierFeatures(cfg.feature_dim, sigma)
+        self.fourier = FourierFeatures(cfg.feature_dim, sigma, cfg.fourier_min)
         self.embed = nn.Linear(cfg.feature_dim, cfg.dim)  # E_k
+        self.cell = nn.Linear(cell_dim, cfg.dim, bias=False) if cell_dim else None  # R_k
         self.modulate = nn.Linear(cfg.dim, cfg.dim)  # M_k, from the attention output m
         self.chain = None if first else nn.Linear(cfg.dim, cfg.dim)  # C_k
         self.out = nn.Linear(cfg.dim, 3)  # O_k
 
-    def forward(self, coords: Tensor, m: Tensor, v_prev: Tensor | None) -> tuple[Tensor, Tensor]:
-        h = F.relu(self.embed(self.fourier(coords)))  # (B or 1, Q, dim)
+    def forward(self, coords: Tensor, m: Tensor, v_prev: Tensor | None,
+                cell: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        e = self.embed(self.fourier(coords))
+        if self.cell is not None:
+            e = e + self.cell(cell)  # h_k = ReLU(E_k γ_σ(x) + R_k c(x)) with cell features
+        h = F.relu(e)  # (B or 1, Q, dim)
         m_k = F.relu(h + self.modulate(m))  # (B, Q, dim)
         v = m_k if self.chain is None else F.relu(self.chain(m_k + v_prev))
         return v, self.out(v)  # (B, Q, dim), (B, Q, 3)
@@ -185,11 +219,14 @@ class Decoder(nn.Module):
         self.num_latents = cfg.num_latents
         self.alpha = cfg.locality_alpha
         self.locality = cfg.locality
-        self.query_fourier = FourierFeatures(cfg.feature_dim, cfg.query_sigma)
+        self.query_fourier = FourierFeatures(cfg.feature_dim, cfg.query_sigma, cfg.fourier_min)
         self.query = nn.Linear(cfg.feature_dim, cfg.dim)
         self.attn = CrossAttention(cfg.dim, cfg.dim, cfg.heads, cfg.head_dim, cfg.dim)
+        self.cell = CellFeatures(cfg.cell_features, grid) if cfg.cell_features else None
+        cell_dim = self.cell.dim if self.cell is not None else 0
         self.bands = nn.ModuleList(
-            [Band(cfg, s, first=k == 0) for k, s in enumerate(cfg.sigmas)]  # in the order given
+            [Band(cfg, s, first=k == 0, cell_dim=cell_dim)
+             for k, s in enumerate(cfg.sigmas)]  # in the order given
         )
 
     def forward(self, tokens: Tensor, coords: Tensor) -> Tensor:
@@ -201,8 +238,9 @@ class Decoder(nn.Module):
         bias = locality_bias(coords, self.locality, self.alpha, self.grid, self.num_latents)
         q = F.relu(self.query(self.query_fourier(coords)))  # (B or 1, Q, dim)
         m = self.attn(q, context=tokens, bias=bias)  # (B, Q, dim)
+        cell = self.cell(coords) if self.cell is not None else None
         v, rgb = None, 0.0
         for band in self.bands:
-            v, out = band(coords, m, v)
+            v, out = band(coords, m, v, cell)
             rgb = rgb + out  # (B, Q, 3)
         return rgb

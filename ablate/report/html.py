@@ -144,7 +144,8 @@ def write_report(dir, out, study: str | None = None, metric: str = "psnr",
     for s in studies:
         prefix = f"{s.name}-" if len(studies) > 1 else ""
         try:
-            tables = [build_table(s, metric, baseline), build_table(s, other, baseline)]
+            tables = [build_table(s, metric, baseline, detail=True),
+                      build_table(s, other, baseline)]
         except NoResults:
             from ablate.results.search import search_records
 

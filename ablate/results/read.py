@@ -43,6 +43,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "error", "resolution", "psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "psnr_y",
     "psnr_y_bicubic", "verdict", "finished_at", "hf_energy_ratio", "band_error_ratio",
     "band_coherence", "band_coherence_bicubic", "psnr_lr_consistency", "psnr_lr_floor",
+    "truth_energy_ratio", "fit_margin", "lr_margin",  # NaN in files older than the gates
     "node",  # "" in files written before the column existed
     "config_json",  # the table reads the model kind from it (ablate.spec.ids.model_kind)
 )
@@ -148,6 +149,26 @@ class StudyResults:
                           else np.full(t.num_rows, "", dtype=object)),
                 "value": _floats(t.column(metric)),
             }
+        return out
+
+    def image_columns(self, trial_ids, columns) -> dict[str, dict[str, np.ndarray]]:
+        """Several per-image number columns of the given trials: trial_id → {"resolution",
+        "image", "photo", *columns}; trials whose images/ file lacks any of `columns` (written
+        before they existed) are absent, as are failed ones."""
+        out = {}
+        for tid in trial_ids:
+            p = self.dir.images(tid)
+            if not p.exists():
+                continue
+            t = _read(p, ("resolution", "image", "photo", *columns), ("resolution", "image"),
+                      self, "images")
+            if t is None or not set(columns) <= set(t.column_names):
+                continue  # older files lack the columns: not an error, just no figures
+            out[tid] = {"resolution": _floats(t.column("resolution")),
+                        "image": _floats(t.column("image")),
+                        "photo": (_strings(t.column("photo")) if "photo" in t.column_names
+                                  else np.full(t.num_rows, "", dtype=object)),
+                        **{c: _floats(t.column(c)) for c in columns}}
         return out
 
     def samples(self, trial_id: str) -> dict[str, np.ndarray] | None:

@@ -117,14 +117,22 @@ TRIAL_COLUMNS = _table(
     ("psnr_y_bicubic", _F, "bicubic Y-PSNR; NaN at r = input size", "metric"),
     ("hf_energy_ratio", _F, "in-band (f > input Nyquist) power, model / bicubic", "metric"),
     ("band_error_ratio", _F, "in-band error power vs truth, model / bicubic", "metric"),
-    ("band_coherence", _F, "in-band magnitude-squared coherence of model with truth", "metric"),
+    ("band_coherence", _F, "in-band signed coherence of model with truth: Re Σ P·T* / "
+     "√(Σ|P|² Σ|T|²), in [-1, 1] (ablate.metrics.spectrum)", "metric"),
     ("band_coherence_bicubic", _F, "same, for bicubic", "metric"),
-    ("psnr_lr_consistency", _F, "the fitness gate: model output at r downsampled to the input "
-     "size (the input's own downsampler), PSNR vs the input; NaN below the input size",
-     "metric"),
-    ("psnr_lr_floor", _F, "the gate's threshold: PSNR of the input's quarter-resolution copy "
-     "(down 4×, bicubic back up) vs the input; below it the verdict is unfit", "metric"),
-    ("verdict", _S, "unfit | true_sr | resampling | hallucination | n/a "
+    ("truth_energy_ratio", _F, "in-band power of the truth / bicubic's (what a model that "
+     "recovers the band would reach in hf_energy_ratio)", "metric"),
+    ("psnr_lr_consistency", _F, "model output at r downsampled to the input size (the input's "
+     "own downsampler), PSNR vs the input (at r = input: the model's fit of its input); NaN "
+     "below the input size", "metric"),
+    ("psnr_lr_floor", _F, "the gates' reference: PSNR of the input's half-resolution copy "
+     "(down 2×, bicubic back up) vs the input", "metric"),
+    ("fit_margin", _F, "gate 1 (unfit when ≤ 0): lower end of the 95% interval over held-out "
+     "photos of the mean per-image PSNR at the input minus the half-resolution copy's, dB; "
+     "decided at r = input, the same on every row of the trial", "metric"),
+    ("lr_margin", _F, "gate 2 (inconsistent when ≤ 0): the same lower bound for "
+     "psnr_lr_consistency at r, dB", "metric"),
+    ("verdict", _S, "unfit | inconsistent | true_sr | resampling | hallucination | n/a "
      "(ablate.metrics.verdict)", "metric"),
     ("epochs", _I, "epochs trained", "outcome"),
     ("train_seconds", _F, "training wall time, seconds", "outcome"),
@@ -166,6 +174,17 @@ IMAGE_COLUMNS = _table(
     ("psnr_bicubic", _F, "bicubic PSNR; NaN at r ≤ input size", "metric"),
     ("psnr_y_bicubic", _F, "bicubic Y-PSNR; NaN at r ≤ input size", "metric"),
     ("ssim_bicubic", _F, "bicubic SSIM; NaN at r ≤ input size", "metric"),
+    ("psnr_lr_consistency", _F, "this crop's psnr_lr_consistency (NaN below the input size)",
+     "metric"),
+    ("psnr_lr_floor", _F, "this crop's half-resolution copy PSNR vs its input", "metric"),
+    ("band_energy", _F, "in-band Σ|P|² of the model (ablate.metrics.spectrum.band_sums); NaN at "
+     "r ≤ input size", "metric"),
+    ("band_energy_bicubic", _F, "in-band Σ|B|² of bicubic", "metric"),
+    ("band_energy_truth", _F, "in-band Σ|T|² of the truth", "metric"),
+    ("band_error", _F, "in-band Σ|P − T|²", "metric"),
+    ("band_error_bicubic", _F, "in-band Σ|B − T|²", "metric"),
+    ("band_cross", _F, "in-band Re Σ P·T*", "metric"),
+    ("band_cross_bicubic", _F, "in-band Re Σ B·T*", "metric"),
 )
 
 SPECTRA_COLUMNS = _table(

@@ -217,6 +217,14 @@ class ModelConfig:
     #   σ, in the order given (the first band starts the chain): ω = logspace(1, log10 σ) in
     #   sin(π·x·ω), so the band's top frequency is σ/2 cycles per image side
     feature_dim: int = _f(64, min=4)  # Fourier features per band and query (a multiple of 4)
+    fourier_min: float | None = _f(None, gt=0.0)  # lowest ω of every Fourier feature (query
+    #   and bands; ω = logspace(log10 fourier_min, log10 σ)); None: 10, the seed's (no feature
+    #   below 5 cycles/image). docs/fit.md measures what a lower start does
+    cell_features: int | None = _f(None, min=1)  # not the seed's (None: off): give every band
+    #   the query's position inside its own patch (offset from the patch centre, in patch
+    #   widths, and sin/cos of 2π·k·offset for k = 1 … cell_features), as LIIF gives its MLP
+    #   the relative coordinate. Without it, every band sees only absolute Fourier features,
+    #   none periodic with the patch grid (docs/fit.md)
     query_chunk: int = _f(16384, min=1)  # queries decoded per chunk at evaluation (memory only)
 
     def resolved(self) -> ModelConfig:

@@ -18,12 +18,14 @@ Layout (one table per study):
   seed-only intervals and paired t-tests, with a note; a single seed without them gives Δ
   with no interval.
 - A **verdict** per resolution above the input size: the trials' verdicts counted across seeds,
-  most frequent first ("true_sr 3/3", "resampling 2/3, unfit 1/3"); `unfit` counts like the
-  others.
-- The **basis** of each verdict (`Row.basis`, shown by `--detail`): per resolution above the
-  input, the means over completed seeds of the columns the rule reads (BASIS_COLUMNS: the
-  fitness gate's LR-consistency PSNR and its floor, in-band energy and error ratios, coherence
-  and bicubic's coherence), so a reader can see why a row is `true_sr` or `unfit`.
+  most frequent first ("true_sr 3/3", "resampling 2/3, unfit 1/3"); `unfit` and
+  `inconsistent` count like the others.
+- The **basis** of each verdict (`Row.basis`, shown by `--detail`): per resolution from the
+  input up, the means over completed seeds of the columns the rule reads (BASIS_COLUMNS: the
+  fitness gate's PSNR at the input, its floor and margin; the LR-consistency PSNR and margin at
+  r; in-band energy (and the truth's), error ratio, coherence and bicubic's coherence), with
+  95 % intervals over held-out photos for the band ratios (`Row.band_ci`, table/band.py), so a
+  reader can see why a row is `true_sr`, `unfit` or `inconsistent`.
 - Missing figures are None ("—" when printed). Failed trials are listed (variant, seed,
   error), never dropped; a partial study says how many trials completed out of how many.
 
@@ -45,13 +47,16 @@ import numpy as np
 from ablate.results.manifest import Manifest
 from ablate.results.read import NoResults, StudyResults, load_results
 from ablate.spec.ids import model_kind
+from ablate.table.band import study_intervals
 from ablate.table.choices import Metric
 from ablate.table.stats import (Comparison, Summary, apply_holm, compare_images, compare_paired,
                                 summarize)
 
 METRICS = {m.value: m.label for m in Metric}  # `ablate table --metric`
-BASIS_COLUMNS = ("psnr_lr_consistency", "psnr_lr_floor", "hf_energy_ratio", "band_error_ratio",
-                 "band_coherence", "band_coherence_bicubic")  # what ablate.metrics.verdict reads
+BASIS_COLUMNS = ("fit_margin", "psnr_lr_consistency", "psnr_lr_floor", "lr_margin",
+                 "hf_energy_ratio", "truth_energy_ratio", "band_error_ratio", "band_coherence",
+                 "band_coherence_bicubic")  # what ablate.metrics.verdict reads, and the truth's
+#   in-band energy beside the model's
 DECIMALS = {m.value: m.decimals for m in Metric}
 
 
@@ -71,7 +76,10 @@ class Row:
     deltas: dict[int, Comparison] = field(default_factory=dict)  # resolution → Δ vs baseline
     verdicts: dict[int, dict[str, int]] = field(default_factory=dict)  # resolution → counts
     basis: dict[int, dict[str, float | None]] = field(default_factory=dict)  # resolution →
-    #   BASIS_COLUMNS → mean over completed seeds (None where no trial has the figure)
+    #   BASIS_COLUMNS → mean over completed seeds (None where no trial has the figure); from
+    #   the input size up (at the input: the fitness gate's figures)
+    band_ci: dict[int, dict[str, tuple[float, float]]] = field(default_factory=dict)  #
+    #   resolution → band ratio → 95 % interval over held-out photos (table/band.py)
     completed: int = 0  # completed trials (seeds) of this row
     model: str = ""  # model.kind of its trials ("" for Bicubic or a row not run yet)
 
@@ -148,13 +156,16 @@ class _Trial:
 
 
 def load_tables(dir, study: str | None = None, metric: str = "psnr",
-                baseline: str | None = None) -> list[Table]:
+                baseline: str | None = None, detail: bool = False) -> list[Table]:
     """The table of every study under DIR (or of `study`). Raises NoResults, UnknownBaseline."""
-    return [build_table(s, metric, baseline) for s in load_results(dir, study)]
+    return [build_table(s, metric, baseline, detail) for s in load_results(dir, study)]
 
 
-def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = None) -> Table:
-    """One study's table from its rows (see the module docstring)."""
+def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = None,
+                detail: bool = False) -> Table:
+    """One study's table from its rows (see the module docstring). `detail`: also the band
+    ratios' intervals over held-out photos (`Row.band_ci`, table/band.py), which read every
+    trial's per-image file."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}: expected one of {', '.join(METRICS)}")
     metric = Metric(metric).value  # a plain str from here on
@@ -223,6 +234,7 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
             if np.isfinite(bic_col[i]):
                 bicubic[(t.grid, r)].append(float(bic_col[i]))
 
+    band_cis = study_intervals(s, done) if detail else {}
     rows: list[Row] = []
     counts: Counter = Counter()  # seed_only, crops (one photo), no_overlap
     bic_rows = _bicubic_rows(bicubic, metric, grids, resolutions, notes)
@@ -245,9 +257,11 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
                                              per_image.get((g, base, r), {}), counts)
                 if input_size is not None and r > input_size:
                     row.verdicts[r] = dict(verdicts.get((g, name, r), {}))
+                if input_size is not None and r >= input_size:
                     got = basis.get((g, name, r), {})
                     row.basis[r] = {c: (float(np.mean(got[c])) if got.get(c) else None)
                                     for c in BASIS_COLUMNS}
+                    row.band_ci[r] = band_cis.get((g, name, r), {})
             rows.append(row)
     t = Table(
         study=s.name, metric=metric, baseline=base, baseline_label=labels[base],

@@ -204,12 +204,17 @@ def footer_lines(t: Table) -> list[str]:
 # The verdicts' basis (--detail)
 # ---------------------------------------------------------------------------------------------
 
-DETAIL_HEADER = ["Variant", "r", "Verdicts", "LR PSNR (floor)", "Energy × bicubic",
-                 "Error × bicubic", "Coherence (bicubic)"]
+DETAIL_HEADER = ["Variant", "r", "Verdicts", "Fit at input: PSNR (floor) margin",
+                 "LR PSNR (margin)", "Energy × bicubic [CI] (truth)", "Error × bicubic [CI]",
+                 "Coherence [CI] (bicubic)"]
 
 
 def _opt(x: float | None, spec: str) -> str:
     return MISSING if x is None else format(x, spec)
+
+
+def _ci(ci: tuple[float, float] | None, spec: str) -> str:
+    return "" if not ci else f" [{format(ci[0], spec)}, {format(ci[1], spec)}]"
 
 
 def detail_title(t: Table) -> str:
@@ -217,14 +222,19 @@ def detail_title(t: Table) -> str:
 
 
 def detail_legend(t: Table) -> str:
+    s = t.input_size or "?"
     return (
-        "means over seeds; rule (ablate/metrics/verdict.py), in order: unfit when the LR PSNR "
-        "(the output at r downsampled to the input, vs the input) is below its floor (the "
-        "input's quarter-resolution copy); true_sr when error × bicubic ≤ "
-        f"{TRUE_SR_MAX_ERROR_RATIO:g} and coherence ≥ bicubic's + {TRUE_SR_MIN_COHERENCE_GAIN:g}; "
-        f"hallucination when energy × bicubic ≥ {HALLUCINATION_MIN_ENERGY_RATIO:g} and error × "
-        f"bicubic ≥ {HALLUCINATION_MIN_ERROR_RATIO:g}; resampling otherwise. In-band: above the "
-        f"{t.input_size or '?'} px input's Nyquist"
+        "means over seeds; [CI]: 95% interval over held-out photos (table/band.py); rule "
+        "(ablate/metrics/verdict.py), in order: unfit (at every r) when the margin at the input "
+        f"— the lower 95% bound, over held-out photos, of the model's PSNR at {s} px minus the "
+        "input's half-resolution copy's (the floor) — is ≤ 0; inconsistent when the same bound "
+        "for the output at r brought back to the input grid (LR PSNR) is ≤ 0; true_sr when "
+        f"error × bicubic ≤ {TRUE_SR_MAX_ERROR_RATIO:g} and coherence ≥ bicubic's + "
+        f"{TRUE_SR_MIN_COHERENCE_GAIN:g}; hallucination when energy × bicubic ≥ "
+        f"{HALLUCINATION_MIN_ENERGY_RATIO:g} and error × bicubic ≥ "
+        f"{HALLUCINATION_MIN_ERROR_RATIO:g}; resampling otherwise. In-band: above the {s} px "
+        "input's Nyquist; (truth): the truth's own in-band energy × bicubic's; coherence is "
+        "signed, in [-1, 1]"
     )
 
 
@@ -235,16 +245,27 @@ def detail_rows(t: Table) -> list[tuple[str | None, list[str], bool]]:
     for row in t.rows:
         if row.kind != "variant":
             continue
+        fit = row.basis.get(t.input_size) or {} if t.input_size else {}
+        fit_psnr, floor, margin = (fit.get("psnr_lr_consistency"), fit.get("psnr_lr_floor"),
+                                   fit.get("fit_margin"))
+        fit_cell = MISSING if fit_psnr is None else (
+            f"{fit_psnr:.2f} ({_opt(floor, '.2f')}) {_opt(margin, '+.2f')}")
         for r in t.verdict_resolutions:
-            b = row.basis.get(r) or {}
-            lr, floor = b.get("psnr_lr_consistency"), b.get("psnr_lr_floor")
-            lr_cell = MISSING if lr is None else (
-                f"{lr:.2f} ({_opt(floor, '.2f')})")
+            b, ci = row.basis.get(r) or {}, row.band_ci.get(r) or {}
+            lr, lr_margin = b.get("psnr_lr_consistency"), b.get("lr_margin")
+            lr_cell = MISSING if lr is None else f"{lr:.2f} ({_opt(lr_margin, '+.2f')})"
+            energy, truth = b.get("hf_energy_ratio"), b.get("truth_energy_ratio")
+            energy_cell = MISSING if energy is None else (
+                f"{energy:.3g}{_ci(ci.get('hf_energy_ratio'), '.3g')} ({_opt(truth, '.3g')})")
+            err = b.get("band_error_ratio")
+            err_cell = MISSING if err is None else (
+                f"{err:.3f}{_ci(ci.get('band_error_ratio'), '.3f')}")
             coh, coh_b = b.get("band_coherence"), b.get("band_coherence_bicubic")
+            coh_cell = MISSING if coh is None else (
+                f"{coh:+.3f}{_ci(ci.get('band_coherence'), '+.3f')} ({_opt(coh_b, '+.3f')})")
             out.append((row.grid if has_grid and row.grid else None, [
-                row.label, str(r), fmt_verdict(row.verdicts.get(r), row), lr_cell,
-                _opt(b.get("hf_energy_ratio"), ".3g"), _opt(b.get("band_error_ratio"), ".3f"),
-                MISSING if coh is None else f"{coh:.3f} ({_opt(coh_b, '.3f')})",
+                row.label, str(r), fmt_verdict(row.verdicts.get(r), row), fit_cell, lr_cell,
+                energy_cell, err_cell, coh_cell,
             ], row.is_baseline))
     return out
 
