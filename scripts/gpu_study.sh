@@ -16,6 +16,8 @@
 #   build    mamba-ssm's CUDA kernels for this GPU's architecture, in the background
 #            (causal-conv1d too, only if ablate/model uses it)
 #   bench_torch  benchmarks/gpu_bench.py, torch scan, bf16, batch 16 and 128 (during the build)
+#   fit_overfit  benchmarks/fit_diagnostics.py overfit: the default model on one batch, raster
+#            and 2-D locality (during the build; docs/fit.md)
 #   build_wait   the build, up to GPU_STUDY_BUILD_CAP s after the start
 #   cuda_tests   the CUDA tests (fused scan vs reference, CUDA vs CPU, backends)
 #   bench_fused  benchmarks/gpu_bench.py, fused scan
@@ -98,7 +100,9 @@ if [ "$MODE" = rehearse ]; then
     --set model.patch_size=4 --set model.num_latents=16 --set model.dim=16 --set model.depth=1
     --set model.d_state=4 --set model.mlp_dim=32 --set model.heads=1 --set model.head_dim=8
     --set model.feature_dim=8 --set 'model.sigmas=[32,8]' --set train.epochs=2
-    --set train.lr=2e-3 --set train.warmup_epochs=0)
+    --set train.lr=2e-3 --set train.warmup_epochs=0
+    --set model.liif.encoder_blocks=1 --set model.liif.encoder_channels=8
+    --set 'model.liif.mlp_widths=[16]')
   PYTHONPATH_BASE=$ROOT/scripts/rehearse:$ROOT
 else
   PYTHONPATH_BASE=$ROOT
@@ -264,6 +268,35 @@ else
   begin bench_torch "CPU stand-in: the quickstart-sized model, fp32, batch 2, one step"
   bench torch 60 --device cpu --model quickstart --batches 2 --precisions fp32 --backends torch \
     --steps 1 --warmup 1; end $?
+fi
+
+# --------------------------------------------------------------------------------------------
+# issue 22's first diagnostic for the default model (docs/fit.md): can it overfit one batch of
+# 16 crops at its 32-px input? Raster (the seed's) then 2-D locality, torch scan, bf16, each
+# for a share of the time the build leaves idle (never past the build's cap)
+fit_overfit() {  # fit_overfit SECONDS ARGS...
+  local secs=$1; shift
+  timeout -k 5 $((secs + 30)) "$PY" benchmarks/fit_diagnostics.py overfit "$@" \
+    --seconds "$secs" 2>&1 | tee -a "$WORK/fit_overfit.txt"
+  return "${PIPESTATUS[0]}"
+}
+if [ "$HAS_CUDA" = 1 ]; then
+  left=$(( T0 + ${GPU_STUDY_BUILD_CAP:-260} - $(now) - 80 ))
+  if [ "$left" -ge 40 ]; then
+    begin fit_overfit "default model, one batch, raster then 2-D locality, ${left}s in all"
+    per=$(( left / 2 - 10 ))
+    fit_overfit "$per" studies/jitter_vs_multiscale_gpu.toml --variant corrected_jitter \
+      --device cuda --steps 3000 --every 100 --set model.mamba_backend=torch; r1=$?
+    fit_overfit "$per" studies/jitter_vs_multiscale_gpu.toml --variant corrected_jitter \
+      --device cuda --steps 3000 --every 100 --set model.mamba_backend=torch \
+      --set model.locality=2d --set model.locality_alpha=3; r2=$?
+    end $(( r1 | r2 ))
+  else
+    skip fit_overfit "only ${left}s left before the build's cap"
+  fi
+else
+  begin fit_overfit "CPU stand-in: the smoke model, one batch, a few steps"
+  fit_overfit 20 studies/smoke.toml --steps 4 --every 2 --batch 4; end $?
 fi
 
 # --------------------------------------------------------------------------------------------

@@ -25,9 +25,9 @@ from typer.testing import CliRunner
 from ablate.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ("ray", "build", "bench_torch", "build_wait", "cuda_tests", "bench_fused", "packing",
+STEPS = ("ray", "build", "bench_torch", "fit_overfit", "build_wait", "cuda_tests", "bench_fused", "packing",
          "study", "table", "pack")
-VARIANTS = {"original_bug", "no_jitter", "corrected_jitter", "multiscale", "progressive",
+VARIANTS = {"original_bug", "liif", "no_jitter", "corrected_jitter", "multiscale", "progressive",
             "multiscale_upsampled"}
 
 
@@ -67,7 +67,7 @@ def test_rehearsal_runs_every_step_and_ships_the_results(tmp_path):
                 or "/.work" in n or ".run.lock" in n], names
     study = tmp_path / "back" / "jitter_vs_multiscale_gpu"
     trials = sorted((study / "trials").glob("*.parquet"))
-    assert len(trials) == 6
+    assert len(trials) == len(VARIANTS)
     rows = pd.concat([pd.read_parquet(f) for f in trials])
     assert set(rows["status"]) == {"completed"} and set(rows["variant"]) == VARIANTS
     assert sorted(set(rows["resolution"])) == [32, 64, 128]
