@@ -17,7 +17,7 @@
 #            (causal-conv1d too, only if ablate/model uses it)
 #   bench_torch  benchmarks/gpu_bench.py, torch scan, bf16, batch 16 and 128 (during the build)
 #   fit_overfit  benchmarks/fit_diagnostics.py overfit: the default model on one batch, raster
-#            and 2-D locality (during the build; docs/fit.md)
+#            and 2-D locality (during the build; docs/fit.md); only with GPU_STUDY_FIT=1
 #   build_wait   the build, up to GPU_STUDY_BUILD_CAP s after the start
 #   cuda_tests   the CUDA tests (fused scan vs reference, CUDA vs CPU, backends)
 #   bench_fused  benchmarks/gpu_bench.py, fused scan
@@ -280,7 +280,11 @@ fit_overfit() {  # fit_overfit SECONDS ARGS...
     --seconds "$secs" 2>&1 | tee -a "$WORK/fit_overfit.txt"
   return "${PIPESTATUS[0]}"
 }
-if [ "$HAS_CUDA" = 1 ]; then
+if [ "${GPU_STUDY_FIT:-0}" != 1 ]; then
+  # off by default: on 2026-12-04 its 138 s left the study too little time and the warm-up cut
+  # it to 1 epoch (README, "At the seed's scale"); its figures are in docs/fit.md
+  skip fit_overfit "GPU_STUDY_FIT=1 runs it (docs/fit.md has its figures)"
+elif [ "$HAS_CUDA" = 1 ]; then
   left=$(( T0 + ${GPU_STUDY_BUILD_CAP:-260} - $(now) - 80 ))
   if [ "$left" -ge 40 ]; then
     begin fit_overfit "default model, one batch, raster then 2-D locality, ${left}s in all"

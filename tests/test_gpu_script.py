@@ -35,7 +35,7 @@ VARIANTS = {"original_bug", "liif", "no_jitter", "corrected_jitter", "multiscale
 def test_rehearsal_runs_every_step_and_ships_the_results(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "OUT")}
-    env.update(OUT=str(out), GPU_STUDY_WORK=str(work))
+    env.update(OUT=str(out), GPU_STUDY_WORK=str(work), GPU_STUDY_FIT="1")
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_study.sh"), "--rehearse"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=480)
     log = (out / "log.txt").read_text() if (out / "log.txt").exists() else proc.stdout
