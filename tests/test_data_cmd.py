@@ -61,7 +61,7 @@ def test_cli_text_and_json_for_the_bundled_tiny_study(tmp_path):
     assert "8 photos, each photo equally likely; crops with texture < 0.0002 rejected" in r.output
     assert "7 photos" not in r.output and "held out   4 photos, 4 crops" in r.output
     assert "bicubic Y-PSNR" in r.output and "×2" in r.output
-    assert "fitness floor" in r.output and "16 → 4 → 16" in r.output
+    assert "fitness floor" in r.output and "16 → 8 → 16" in r.output
     r = runner.invoke(app, ["data", str(study), "--json", "--set", "data.test_samples=14"])
     assert r.exit_code == 0, r.output
     (doc,) = json.loads(r.output)["studies"]

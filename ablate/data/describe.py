@@ -14,7 +14,8 @@ For each distinct data config among a study's trials (variants or grid points ma
     input's Nyquist (max(|fy|, |fx|) > input/2 cycles/image; the band the verdict studies),
     pooled over crops and channels with the windowed spectra of `ablate.metrics.spectrum`.
   - the fitness gate's floor (`ablate.metrics.verdict`): mean PSNR of the held-out inputs'
-    quarter-resolution copies against the inputs; a trial below it at any resolution is `unfit`.
+    half-resolution copies against the inputs; a trial whose PSNR at its input does not clear
+    it (the lower end of the 95 % interval over held-out photos) is `unfit`.
 Resolutions without ground truth (CIFAR-10 above 32) are None.
 """
 
@@ -155,9 +156,10 @@ def format_facts(facts: DataFacts, n_variants: int) -> list[str]:
         scale = f"×{r.resolution / f.input_size:g}"
         lines.append(f"  {r.resolution:>6}  {_db(r.psnr_bicubic):>12}  {_db(r.psnr_y_bicubic):>14}  "
                      f"{_pct(r.energy_above_nyquist, r.resolution, f.input_size):>28}  {scale}")
-    lines.append(f"  fitness floor {_db(f.fit_floor)}: the inputs' quarter-resolution copies "
-                 f"({f.input_size} → {f.input_size // 4} → {f.input_size}); a model whose "
-                 "output, brought back to the input, scores below it is unfit")
+    lines.append(f"  fitness floor {_db(f.fit_floor)}: the inputs' half-resolution copies "
+                 f"({f.input_size} → {f.input_size // 2} → {f.input_size}); a model whose "
+                 "PSNR at its input does not clear it (lower 95% bound over the held-out "
+                 "photos) is unfit")
     return lines
 
 
