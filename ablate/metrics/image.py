@@ -24,7 +24,6 @@ Metrics are accumulated in float64 (float32 where the device has no float64).
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -118,8 +117,3 @@ def bicubic_upsample(x: Tensor, r: int) -> Tensor:
         return x.clone()
     out = F.interpolate(x, size=(r, r), mode="bicubic", align_corners=False)
     return out.clamp_(0.0, 1.0)
-
-
-def mean_finite(v: Tensor) -> float:
-    """Mean of a metric over images as a Python float (NaN for an empty tensor)."""
-    return float(v.mean()) if v.numel() else math.nan

@@ -38,7 +38,6 @@ TRUTH = dict(color="black", linestyle="-", linewidth=1.8)
 MARK = "dimgrey"  # the input's size and Nyquist frequency: no variant's colour (tab10's grey is
 #                   #7f7f7f, the 8th variant's, a lighter grey drawn solid, never dash-dotted)
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "*"]
-LINESTYLES = ["-", "--", "-.", ":"]
 
 
 def variant_markers(names: list[str]) -> dict[str, str]:

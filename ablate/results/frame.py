@@ -32,8 +32,6 @@ from ablate.results.read import load_results as _load_studies
 from ablate.results.schema import TRIAL_COLUMNS
 from ablate.spec.ids import renamed
 
-DERIVED = ("multiscale_mode", "multiscale_resolutions", "curriculum_stages")
-
 
 def load_results(dir: str | Path, columns=None, *, study: str | None = None):
     """Every trial row under DIR (a study folder or a results root; `study=` picks one) as a
