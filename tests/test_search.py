@@ -93,6 +93,42 @@ def test_search_table_parses_and_a_sampled_point_is_a_normal_trial(tmp_path):
     assert c.train.jitter.std == 0.02 and c.train.jitter.placement == "per_batch"
 
 
+CURRICULUM_VARIANT = """
+[[variant]]
+name = "staged"
+label = "Staged"
+jitter = { placement = "per_batch", std = 0.02 }
+multiscale = { mode = "random_res", resolutions = [16, 32] }
+curriculum = { stages = [ { from_fraction = 0.0, resolutions = [16] },
+                          { from_fraction = 0.5, resolutions = [16, 32] } ] }
+"""
+
+
+@pytest.mark.parametrize("sets", [(), ("train.epochs=2",)])
+def test_a_search_point_equal_to_a_study_trial_is_that_trial(tmp_path, sets):
+    """One trial factory (spec.expand.make_trial): a point that sets nothing new gets the
+    study's own trial id and the same schedule, curriculum scaled to the epochs included
+    (before: the search trial trained its last stage from epoch 1, under another id, and
+    failed outright with --set train.epochs=2)."""
+    from ablate.spec.search import sampled_trial
+    from ablate.train.schedule import resolutions_for_epoch
+
+    extra = CURRICULUM_VARIANT + SEARCH.format(
+        samples=2, concurrent=1, algorithm="random", scheduler="none", more="").replace(
+        'variant = "multiscale"', 'variant = "staged"')
+    study = load_study(write_tiny_study(tmp_path, epochs=4, seeds=(0,), extra=extra), sets)
+    twin = next(t for t in expand(study) if t.variant == "staged")
+    point = (("model.sigmas", twin.model.sigmas),)
+    cfg = sampled_trial(study, study.search, point, seed=0)
+    assert cfg.trial_id == twin.trial_id
+    assert cfg.train.curriculum == twin.train.curriculum
+    epochs = twin.train.epochs
+    schedule = [resolutions_for_epoch(cfg.train, cfg.data, e) for e in range(1, epochs + 1)]
+    assert schedule == [resolutions_for_epoch(twin.train, twin.data, e)
+                        for e in range(1, epochs + 1)]
+    assert schedule[0] == (16,) and schedule[-1] == (16, 32)
+
+
 @pytest.mark.parametrize("edit, expected", [
     (lambda t: t.replace('seed = 0', 'seed = 0\nsamples = 3'),
      'search.samples: unknown key'),

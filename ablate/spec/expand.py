@@ -69,28 +69,46 @@ def expand(study: C.Study, problems: Problems | None = None,
     seen: dict[str, str] = {}
     for order, variant in enumerate(study.variants):
         for point in points:
-            data, model, train = resolve(study, variant, point)
             where = f'variant "{variant.name}"' + (f" at grid {_point(point)}" if point else "")
-            check(study, data, model, train, where, problems,
-                  variant_path=f'variant[{order + 1}] "{variant.name}"' if study.raw.get("variant") else "",
-                  stage_epochs=variant.stage_epochs)
-            train, note = curriculum.with_epochs(train, variant.stage_epochs)
-            if note and f"{where}: {note}" not in notes:
-                notes.append(f"{where}: {note}")
             for seed in study.study.seeds:
-                tid = make_trial_id(data, model, train, seed)
+                trial, note = make_trial(
+                    study, variant, resolve(study, variant, point), seed, grid=_freeze(point),
+                    where=where, problems=problems, spec_dir=spec_dir,
+                    variant_path=(f'variant[{order + 1}] "{variant.name}"'
+                                  if study.raw.get("variant") else ""))
+                if note and f"{where}: {note}" not in notes:
+                    notes.append(f"{where}: {note}")
                 name = f"{where}, seed {seed}"
-                if tid in seen:
+                if trial.trial_id in seen:
                     problems.add(f'variant "{variant.name}"',
-                                 f"{name} has the same resolved config as {seen[tid]} "
-                                 f"(trial {tid}); make them differ or remove one")
+                                 f"{name} has the same resolved config as "
+                                 f"{seen[trial.trial_id]} (trial {trial.trial_id}); make them "
+                                 "differ or remove one")
                     continue
-                seen[tid] = name
-                trials.append(C.TrialConfig(
-                    study=study.name, variant=variant.name, label=variant.label, seed=seed,
-                    data=data, model=model, train=train, grid=_freeze(point), trial_id=tid,
-                    variant_order=order, spec_dir=spec_dir))
+                seen[trial.trial_id] = name
+                trials.append(trial)
     return trials
+
+
+def make_trial(study: C.Study, variant: C.VariantConfig, sections, seed: int, *, grid=(),
+               where: str = "", problems: Problems | None = None, spec_dir: str = "",
+               variant_path: str = "", label: str | None = None,
+               name: str | None = None) -> tuple[C.TrialConfig, str]:
+    """THE trial factory (`expand`, the search sampler and `--confirm` all come here): the
+    resolved (data, model, train) `sections` of `variant` (after its overrides, grid point or
+    search point), checked, its curriculum scaled to train.epochs, its id hashed. Returns the
+    trial and the note of the curriculum's scaling ("" if none); problems go to `problems`."""
+    data, model, train = sections
+    problems = problems if problems is not None else Problems()
+    check(study, data, model, train, where or f'variant "{variant.name}"', problems,
+          variant_path=variant_path, stage_epochs=variant.stage_epochs)
+    train, note = curriculum.with_epochs(train, variant.stage_epochs)
+    order = next(i for i, v in enumerate(study.variants) if v.name == variant.name)
+    return C.TrialConfig(
+        study=study.name, variant=name or variant.name, label=label or variant.label, seed=seed,
+        data=data, model=model, train=train, grid=grid,
+        trial_id=make_trial_id(data, model, train, seed), variant_order=order,
+        spec_dir=spec_dir), note
 
 
 def _point(point) -> str:

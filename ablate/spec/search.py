@@ -319,12 +319,11 @@ def sampled_trial(study: C.Study, search: SearchConfig, point, seed: int | None 
     """The trial of a sampled point: the starting variant with the point applied like `--set`,
     its grid key the point itself (so the table can tell it from the grid's rows). Raises
     ValueError when the point gives an invalid trial (not possible for a validated space)."""
-    from ablate.spec.expand import check, resolve, resolve_data
     from pathlib import Path
 
-    names = [v.name for v in study.variants]
-    order = names.index(search.variant)
-    start = study.variants[order]
+    from ablate.spec.expand import make_trial, resolve, resolve_data
+
+    start = next(v for v in study.variants if v.name == search.variant)
     data, model, train = resolve(study, start, ())
     sections = {"data": data, "model": model, "train": train}
     problems = Problems()
@@ -332,14 +331,12 @@ def sampled_trial(study: C.Study, search: SearchConfig, point, seed: int | None 
         set_key(sections, key, _raw(value), problems, join(SPACE_PATH, f'"{key}"'))
     sections["data"] = resolve_data(sections["data"])
     sections["model"] = sections["model"].resolved()
-    check(study, sections["data"], sections["model"], sections["train"], "search", problems)
-    if problems:
-        raise ValueError("; ".join(p.render("search point") for p in problems))
     seed = search.seed if seed is None else seed
-    tid = make_trial_id(sections["data"], sections["model"], sections["train"], seed)
     spec_dir = str(Path(study.path).resolve().parent) if study.path and Path(study.path).exists() \
         else ""
-    return C.TrialConfig(
-        study=study.name, variant=variant_name or start.name, label=label or start.label,
-        seed=seed, data=sections["data"], model=sections["model"], train=sections["train"],
-        grid=tuple(point), trial_id=tid, variant_order=order, spec_dir=spec_dir)
+    cfg, _ = make_trial(study, start, (sections["data"], sections["model"], sections["train"]),
+                        seed, grid=tuple(point), where="search", problems=problems,
+                        spec_dir=spec_dir, label=label, name=variant_name)
+    if problems:
+        raise ValueError("; ".join(p.render("search point") for p in problems))
+    return cfg
