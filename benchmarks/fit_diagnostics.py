@@ -17,7 +17,8 @@ over held-out images (normal approximation), beside the input's half-resolution 
 fitness gate's floor). One `--set` per change: this is how docs/fit.md's tables were made.
 
 Both take the study's config of `--variant` (default: the first) and seed 0, with `--set`
-overrides exactly as `ablate trial` takes them. Nothing is written to disk.
+overrides exactly as `ablate trial` takes them. Nothing is written to disk. Without arguments
+(`make bench`): 300 overfit steps of the quickstart.
 """
 
 from __future__ import annotations
@@ -132,14 +133,14 @@ def train(args) -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=["overfit", "train"])
-    ap.add_argument("study")
+    ap.add_argument("mode", nargs="?", default="overfit", choices=["overfit", "train"])
+    ap.add_argument("study", nargs="?", default="studies/quickstart.toml")
     ap.add_argument("--variant")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--every", type=int, default=250)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--every", type=int, default=100)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=0)
