@@ -11,6 +11,23 @@ from pathlib import Path
 
 import pytest
 
+# The test tiers. `make test` runs everything; `make test-fast` (-m "not integration", well
+# under a minute on 2 cores) leaves out these files: each starts Ray, subprocesses or a
+# cluster, kills processes, or trains and reports whole studies (measured with
+# `pytest --durations=0`: 10-100 s per file on 2 cores, the rest together ~40 s).
+INTEGRATION_FILES = {
+    "test_run.py", "test_cluster.py", "test_gpu_script.py", "test_sigkill.py", "test_search.py",
+    "test_exposure.py", "test_checkpoint_safety.py", "test_faults.py", "test_tracking.py",
+    "test_report.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in INTEGRATION_FILES:
+            item.add_marker(pytest.mark.integration)
+
+
 # the tiny study: the shipped smoke study (trains in seconds on this CPU) with a few keys set
 SMOKE = Path(__file__).resolve().parents[1] / "studies" / "smoke.toml"
 
