@@ -27,3 +27,24 @@ def check_every_file_complete(root: Path) -> None:
         elif p.name == ckpt.FILE:
             assert ckpt.load(p.parent) is not None
     assert not [p for p in root.rglob(".stage-*")]
+
+
+def trained_whole_and_resumed(cfg, ckpt_dir: Path):
+    """The trial trained in one go, and the same trial killed after epoch 2 and resumed from
+    its checkpoint in `ckpt_dir`: (full, resumed) TrialResults."""
+    import pytest
+
+    from ablate.train.trial import run_trial
+
+    full = run_trial(cfg, device="cpu")
+
+    class Killed(Exception):
+        pass
+
+    def die_after_2(report, _saved):
+        if report.epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_trial(cfg, device="cpu", checkpoint_dir=ckpt_dir, on_epoch=die_after_2)
+    return full, run_trial(cfg, device="cpu", checkpoint_dir=ckpt_dir, resume_from=ckpt_dir)

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from study_checks import trained_whole_and_resumed
 from typer.testing import CliRunner
 
 from ablate.cli.app import app
@@ -25,7 +26,6 @@ from ablate.spec.config import LiifConfig, ModelConfig
 from ablate.spec.footprint import liif_parameters
 from ablate.table.build import load_tables
 from ablate.table.format import header, render
-from ablate.train.trial import run_trial
 from synthetic_results import Variant, make_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -315,19 +315,7 @@ def test_liif_resumes_from_its_checkpoint_exactly(tiny_study, tmp_path):
                         "variant.multiscale.multiscale.samples=64"]
     [cfg] = [t for t in expand(load_study(tiny_study, sets))
              if t.variant == "multiscale" and t.seed == 0]
-    full = run_trial(cfg, device="cpu")
-
-    class Killed(Exception):
-        pass
-
-    def die_after_2(report, _saved):
-        if report.epoch == 2:
-            raise Killed
-
-    ck = tmp_path / "ck"
-    with pytest.raises(Killed):
-        run_trial(cfg, device="cpu", checkpoint_dir=ck, on_epoch=die_after_2)
-    resumed = run_trial(cfg, device="cpu", checkpoint_dir=ck, resume_from=ck)
+    full, resumed = trained_whole_and_resumed(cfg, tmp_path / "ck")
     assert [h["resumed"] for h in resumed.history] == [False, False, True]
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
     assert [r["psnr"] for r in resumed.rows] == [r["psnr"] for r in full.rows]

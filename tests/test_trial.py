@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from study_checks import trained_whole_and_resumed
 from typer.testing import CliRunner
 
 from ablate.cli.app import app
@@ -38,19 +39,7 @@ def test_same_config_and_seed_give_identical_metrics(tiny_study):
 
 def test_resume_from_checkpoint_continues_exactly(tiny_study, tmp_path):
     cfg = trials_of(tiny_study, "train.epochs=3")[2]
-    full = run_trial(cfg, device="cpu")
-
-    class Killed(Exception):
-        pass
-
-    def die_after_2(report, _saved):
-        if report.epoch == 2:
-            raise Killed
-
-    ck = tmp_path / "ck"
-    with pytest.raises(Killed):
-        run_trial(cfg, device="cpu", checkpoint_dir=ck, on_epoch=die_after_2)
-    resumed = run_trial(cfg, device="cpu", checkpoint_dir=ck, resume_from=ck)
+    full, resumed = trained_whole_and_resumed(cfg, tmp_path / "ck")
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     assert [h["resumed"] for h in resumed.history] == [False, False, True]
     assert metrics(resumed.rows) == metrics(full.rows)  # RNG, optimiser, schedule restored
