@@ -154,7 +154,13 @@ def store_checkpoints(port, prefix: str) -> dict[str, int]:
     for page in pages:
         for obj in page.get("Contents", []):
             if obj["Key"].endswith("/meta.json"):
-                m = json.loads(s3.get_object(Bucket="ablate-ckpt", Key=obj["Key"])["Body"].read())
+                try:
+                    body = s3.get_object(Bucket="ablate-ckpt", Key=obj["Key"])["Body"].read()
+                except s3.exceptions.NoSuchKey:
+                    # listed but not readable (seen in CI: a GET 404 right after the listing,
+                    # while Ray was uploading that trial's files); the next poll reads it again
+                    continue
+                m = json.loads(body)
                 out[m["trial_id"]] = max(out.get(m["trial_id"], 0), int(m["epoch"]))
     return out
 
