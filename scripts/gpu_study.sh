@@ -185,7 +185,7 @@ import ray, ray.tune  # noqa: E401
 from ray._private.utils import get_dashboard_dependency_error
 print(f"ray {ray.__version__} from {ray.__file__}; dashboard packages: "
       f"{'yes' if get_dashboard_dependency_error() is None else 'no (Ray runs without it)'}")
-importlib.import_module("ablate.orchestrate.ray_tune")
+importlib.import_module("ablate.orchestrate.driver")
 EOF
 "$PY" -c "import ablate.data.sources as s; s._package_data_dir('sklearn'); s._package_data_dir('skimage')" \
   || { rc=1; echo "warning: the bundled photos will not load"; }

@@ -156,7 +156,7 @@ def test_rays_reports_of_failures_ablate_explains_are_dropped_and_others_kept():
     """The filter on Ray's loggers: a TrialFailed or a full disk (told once, by ablate) is
     dropped, anywhere in the exception's chain or named in Ray's one-line report; any other
     exception (a bug) keeps Tune's traceback."""
-    from ablate.orchestrate.ray_tune import _QuietExplained
+    from ablate.orchestrate.driver import _QuietExplained
     from ablate.results.atomic import DiskFull
     from ablate.train.trial import TrialFailed
 
@@ -298,7 +298,7 @@ def test_sigkill_mid_study_then_rerun_completes_each_trial_once(tmp_path, ray_ad
 
 
 def test_resource_requests_that_can_never_run():
-    from ablate.orchestrate.ray_tune import Cluster, RunError, trial_resources
+    from ablate.orchestrate.cluster import Cluster, RunError, trial_resources
     from ablate.spec.config import ResourcesConfig
 
     cpu_only = Cluster(address="", cpus=2, gpus=0, dashboard_url="", started_here=False)

@@ -9,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ablate.cli.app import app
-from ablate.orchestrate.ray_tune import (_TOKEN_LOGGER, Cluster, _Hold, dashboard_line,
-                                         trial_label)
+from ablate.orchestrate.cluster import Cluster, _Hold, dashboard_line
+from ablate.orchestrate.driver import trial_label
+from ablate.orchestrate.ray_internals import TOKEN_LOGGER
 
 from conftest import write_tiny_study
 
@@ -77,7 +78,7 @@ def test_trial_names_and_dashboard_line():
 
 def test_rays_token_warning_is_held_back(capsys):
     """Ray logs its token warning in ray.init; connect() holds it (ablate's own line says it)."""
-    log = logging.getLogger(_TOKEN_LOGGER)
+    log = logging.getLogger(TOKEN_LOGGER)
     hold, level = _Hold(), log.level
     log.addFilter(hold)
     log.setLevel(logging.WARNING)  # as ray.init(logging_level="WARNING") leaves it

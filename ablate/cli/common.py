@@ -20,6 +20,28 @@ AddressOption = typer.Option(
     None, "--address", help="Join a Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: "
                             "RAY_ADDRESS, else an embedded local Ray).")
 
+StorageOption = typer.Option(
+    None, "--storage", help="Ray storage for checkpoints (default RESULTS/<study>/ray); on a "
+                            "multi-node cluster a path every node reaches, or a URI: "
+                            "s3://BUCKET/PATH (an S3-compatible endpoint: "
+                            "?endpoint_override=http://HOST:PORT or AWS_ENDPOINT_URL), "
+                            "gs://BUCKET/PATH, …")
+
+MlflowOption = typer.Option(
+    None, "--mlflow", metavar="URI", help="Also log every trial to MLflow at this tracking URI "
+                                          "(sqlite:///mlflow.db: a local store, no server; or "
+                                          "http://HOST:5000), through Ray Tune's MLflow "
+                                          "callback: one run per trial, its config as "
+                                          "parameters, per-epoch metrics. Needs pip install "
+                                          "'ablate[mlflow]'.")
+
+WandbOption = typer.Option(
+    None, "--wandb", metavar="PROJECT", help="Also log every trial to this Weights & Biases "
+                                             "project (Ray Tune's W&B callback; offline under "
+                                             "RESULTS/<study>/wandb unless WANDB_API_KEY is "
+                                             "set; `wandb sync` uploads later). Needs pip "
+                                             "install 'ablate[wandb]'.")
+
 SetOption = typer.Option(
     None, "--set", metavar="KEY=VALUE",
     help="Override any spec key by dotted path (value read as TOML), e.g. --set train.epochs=2. "

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ablate.cli.common import (AddressOption, SetOption, fail, results_option,
-                               run_errors, study_or_exit)
+from ablate.cli.common import (AddressOption, MlflowOption, SetOption, StorageOption,
+                               WandbOption, fail, results_option, run_errors, study_or_exit)
 from ablate.orchestrate.executor import Executor
 
 
@@ -19,24 +19,12 @@ def run(
                                       "in this process, one trial after another, no Ray."),
     max_concurrent: int = typer.Option(0, "--max-concurrent", help="At most N trials at once "
                                        "(0: as resources allow)."),
-    storage: str = typer.Option(None, "--storage", help="Ray storage for checkpoints "
-                                "(default RESULTS/<study>/ray); on a multi-node cluster a path "
-                                "every node reaches, or a URI: s3://BUCKET/PATH (an S3-"
-                                "compatible endpoint: ?endpoint_override=http://HOST:PORT or "
-                                "AWS_ENDPOINT_URL), gs://BUCKET/PATH, …"),
+    storage: str = StorageOption,
     device: str = typer.Option("auto", "--device", help="--executor local only: cpu | cuda | auto."),
     variants: list[str] = typer.Option(None, "--variant", metavar="NAME", help="Run only this "
                                        "variant's trials (repeatable); default: every variant."),
-    mlflow: str = typer.Option(None, "--mlflow", metavar="URI", help="Also log every trial to "
-                               "MLflow at this tracking URI (sqlite:///mlflow.db: a local store, "
-                               "no server; or http://HOST:5000), through Ray "
-                               "Tune's MLflow callback: one run per trial, its config as "
-                               "parameters, per-epoch metrics. Needs pip install "
-                               "'ablate[mlflow]'."),
-    wandb: str = typer.Option(None, "--wandb", metavar="PROJECT", help="Also log every trial "
-                              "to this Weights & Biases project (Ray Tune's W&B callback; "
-                              "offline under RESULTS/<study>/wandb unless WANDB_API_KEY is set; "
-                              "`wandb sync` uploads later). Needs pip install 'ablate[wandb]'."),
+    mlflow: str = MlflowOption,
+    wandb: str = WandbOption,
     sets: list[str] = SetOption,
 ) -> None:
     """Run the whole study (or --variant NAME…); skip trials already completed; resume

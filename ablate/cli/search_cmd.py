@@ -6,8 +6,8 @@ import math
 
 import typer
 
-from ablate.cli.common import (AddressOption, SetOption, fail, results_option,
-                               run_errors, study_or_exit)
+from ablate.cli.common import (AddressOption, MlflowOption, SetOption, StorageOption,
+                               WandbOption, fail, results_option, run_errors, study_or_exit)
 
 
 def search(
@@ -19,6 +19,9 @@ def search(
                                 "best configurations with every seed of the study; `ablate "
                                 "table` shows them beside the variants."),
     top: int = typer.Option(5, "--top", min=1, help="How many of the best to print."),
+    storage: str = StorageOption,
+    mlflow: str = MlflowOption,
+    wandb: str = WandbOption,
     sets: list[str] = SetOption,
 ) -> None:
     """Search the study's [search] space with Optuna (TPE or random) on Ray Tune.
@@ -29,13 +32,15 @@ def search(
     by Ctrl-C.
     """
     from ablate.orchestrate.search import run_search
+    from ablate.orchestrate.tracking import Tracking
 
     study = study_or_exit(study_file, sets)
     if study.search is None:
         fail(f"{study_file}: no [search] table: add one to say what to optimise over which "
              "keys (README, \"Searching\")")
     with run_errors(lambda: "interrupted: run the same command again to resume the search"):
-        summary = run_search(study, results, address=address, confirm=confirm)
+        summary = run_search(study, results, address=address, confirm=confirm, storage=storage,
+                             tracking=Tracking(mlflow, wandb))
     s = study.search
     done = sum(1 for t in summary.trials)
     typer.echo(f"{study.name}: search {s.name!r}: {done}/{s.num_samples} sampled trials "

@@ -63,7 +63,7 @@ def run_study(study: Study, results: str | Path = "results", *,
     """Run every trial of `study` (of `variants` only, when given) that has no completed row
     under RESULTS/<study>/. The manifest lists the whole study either way, so the table and
     `ablate status` count the other variants' trials as not run yet. `tracking`: a
-    `ray_tune.Tracking` (MLflow / W&B through Ray Tune's logger callbacks; Ray executor only)."""
+    `tracking.Tracking` (MLflow / W&B through Ray Tune's logger callbacks; Ray executor only)."""
     try:
         executor = Executor(executor)
     except ValueError:
@@ -87,7 +87,8 @@ def run_study(study: Study, results: str | Path = "results", *,
         check_data(pending)
         cluster, trial_res, notes = None, None, []
         if executor is Executor.ray and pending:
-            from ablate.orchestrate.ray_tune import check_storage, connect, trial_resources
+            from ablate.orchestrate.cluster import connect, trial_resources  # Ray: when used
+            from ablate.orchestrate.driver import check_storage
 
             check_storage(storage, study_dir.ray_storage)
             cluster = connect(address)
@@ -109,7 +110,8 @@ def run_study(study: Study, results: str | Path = "results", *,
 
                 summary.failed = run_local(pending, study_dir, progress, device=device)
             else:
-                from ablate.orchestrate.ray_tune import dashboard_line, run_ray
+                from ablate.orchestrate.cluster import dashboard_line
+                from ablate.orchestrate.driver import run_ray
 
                 if on_connect:
                     on_connect(cluster)

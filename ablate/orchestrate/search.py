@@ -9,9 +9,12 @@ How it fits the rest (Ray 2.60 APIs):
 * Each sampled point becomes a normal trial (`ablate.spec.search.sampled_trial`: the starting
   variant with the point applied like `--set`; id = hash of the resolved config; `search`
   column = the search's name), trained by the same worker code as `ablate run`
-  (`ray_tune.train_job`) and committed by the same driver callback into the same
+  (`worker.train_job`) and committed by the same driver callback into the same
   trials/ and history/ files. Its last report adds `objective` (the metric at the search's
   resolution), which Ray Tune's `OptunaSearch` tells Optuna.
+* The Tune experiment is built by `driver.experiment`, as `ablate run`'s: the same storage
+  (`--storage`: a directory, NFS or an object store), trackers (`--mlflow`, `--wandb`),
+  retries and driver callback.
 * `scheduler = "asha"`: Tune's `ASHAScheduler` on the per-epoch `quick_psnr`; a trial it stops
   is committed with `status = stopped` (its history kept, metrics NaN) and told to Optuna as
   pruned. Every other early end (Ctrl-C, a killed driver) leaves the trial's checkpoint.
@@ -22,7 +25,7 @@ How it fits the rest (Ray 2.60 APIs):
   first again (its params from `search/<name>/started/<trial_id>.json`, written by the driver
   when the trial started) and resumes from its latest checkpoint.
 * `confirm = K`: the K best completed configurations re-run with every seed of the study
-  (`ray_tune.run_ray`, like `ablate run`); `search/<name>/confirm.json` lists them so that
+  (`driver.run_ray`, like `ablate run`); `search/<name>/confirm.json` lists them so that
   `ablate table` shows them as rows beside the study's variants.
 """
 
@@ -31,18 +34,20 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ray import tune
 
+from ablate.orchestrate.cluster import connect, trial_resources
+from ablate.orchestrate.driver import (Recorder, check_storage, experiment, experiment_name,
+                                       fit_quietly, run_ray)
 from ablate.orchestrate.lock import StudyLock
 from ablate.orchestrate.preflight import RunError, check_data, check_results
 from ablate.orchestrate.progress import Progress
-from ablate.orchestrate.ray_tune import (_Recorder, connect, fit_quietly, run_ray, trial_actor,
-                                         trial_resources)
-from ablate.orchestrate.study_files import all_checkpoints
+from ablate.orchestrate.storage import Storage, resolve_storage
+from ablate.orchestrate.tracking import Tracking
+from ablate.orchestrate.worker import job_of, train_job
 from ablate.results.atomic import atomic_write_text
 from ablate.results.layout import StudyDir
 from ablate.results.search import (SearchRecord, SearchTrial, confirm_path, rank,
@@ -89,6 +94,7 @@ class _Context:
     known: dict  # trial_id → recorded objective (NaN: stopped, failed or no value)
     resume: dict  # trial_id → earlier runs' checkpoint directories, newest first
     work_root: str  # the study's work folder (swept by the next run)
+    storage: str  # the storage URI those checkpoints are in (worker.job_of)
 
 
 def trial_of(study: Study, search: SearchConfig, params: dict) -> TrialConfig:
@@ -109,15 +115,13 @@ def objective_of(search: SearchConfig, rows: list[dict]) -> float:
 
 
 def _search_trainable(config: dict, ctx: _Context) -> None:
-    from ablate.orchestrate.ray_tune import job_of, train_job
-
     cfg = trial_of(ctx.study, ctx.search, config)
     if cfg.trial_id in ctx.known:  # finished in an earlier run: never trained again
         value = ctx.known[cfg.trial_id]
         tune.report({"final": True, "reused": True, "epoch": 0,
                      OBJECTIVE: None if math.isnan(value) else value})
         return
-    job = job_of(cfg, ctx.device, ctx.work_root, ctx.resume.get(cfg.trial_id, []))
+    job = job_of(cfg, ctx.device, ctx.work_root, ctx.resume.get(cfg.trial_id, []), ctx.storage)
 
     def final(result):
         value = objective_of(ctx.search, result.rows)
@@ -212,12 +216,17 @@ def started_dir(study_dir: StudyDir, search: SearchConfig) -> Path:
     return search_dir(study_dir, search.name) / "started"
 
 
-def _interrupted_points(study_dir: StudyDir, storage: Path, search: SearchConfig,
+def _interrupted_points(study_dir: StudyDir, store: Storage, search: SearchConfig,
                         finished: set[str], checkpoints: dict) -> list[dict]:
-    """Params of this search's trials that have a checkpoint but no trial file (interrupted)."""
+    """Params of this search's trials that have a checkpoint but no trial file (interrupted):
+    from search/<name>/started/, and from Tune's params.json where the storage is a local
+    directory (in an object store, the driver's own record is the one read)."""
     out, seen = [], set()
     recorded = sorted(started_dir(study_dir, search).glob("*.json"))
-    for params_file in recorded + sorted(storage.glob(f"search-{search.name}-*/*/params.json")):
+    storage = Path(store.path)
+    if store.local and storage.is_dir():
+        recorded += sorted(storage.glob(f"search-{search.name}-*/*/params.json"))
+    for params_file in recorded:
         tid = params_file.stem if params_file.parent.name == "started" else \
             params_file.parent.name
         if tid in finished or tid in seen or tid not in checkpoints:
@@ -233,9 +242,11 @@ def _interrupted_points(study_dir: StudyDir, storage: Path, search: SearchConfig
 
 
 def run_search(study: Study, results: str | Path = "results", *, address: str | None = None,
-               confirm: int = 0, progress_stream=None, live: bool | None = None) -> SearchSummary:
+               confirm: int = 0, storage: str | None = None, tracking: Tracking | None = None,
+               progress_stream=None, live: bool | None = None) -> SearchSummary:
     """Sample `study.search` until num_samples trials of it finished; then, with `confirm`,
-    re-run the best `confirm` configurations with every seed of the study."""
+    re-run the best `confirm` configurations with every seed of the study. `storage` and
+    `tracking` as for `ablate run` (`--storage`, `--mlflow`, `--wandb`)."""
     from ablate.orchestrate.run import start_study
 
     search: SearchConfig | None = study.search
@@ -243,6 +254,8 @@ def run_search(study: Study, results: str | Path = "results", *, address: str | 
         raise RunError(f"{study.path}: no [search] table; add one (README, \"Searching\") to "
                        "say what to optimise over which keys")
     study_dir = StudyDir.of(results, study.name)
+    if tracking is not None and (tracking.mlflow or tracking.wandb):
+        tracking.check()
     check_results(study_dir.root)
     with StudyLock(study_dir):
         finished = [t for t in search_trials(study_dir, search)]
@@ -250,6 +263,7 @@ def run_search(study: Study, results: str | Path = "results", *, address: str | 
         remaining = max(0, search.num_samples - len(finished))
         # every check before anything is written: a refused search leaves the study as it was
         cluster = None
+        check_storage(storage, study_dir.ray_storage)
         if remaining:
             check_data([sampled_trial(study, search, _first_point(search))])
             cluster = connect(address)
@@ -264,7 +278,8 @@ def run_search(study: Study, results: str | Path = "results", *, address: str | 
                           f"{remaining} to run → {study_dir.root}")
             if remaining:
                 summary.ran, summary.failed, summary.interrupted = _tune(
-                    study, search, study_dir, cluster, progress, finished, remaining)
+                    study, search, study_dir, cluster, progress, finished, remaining,
+                    storage=storage, tracking=tracking)
             summary.trials = rank(search, search_trials(study_dir, search))
             if confirm and not summary.interrupted:
                 best = [t for t in summary.trials if t.status == "completed"
@@ -280,7 +295,8 @@ def run_search(study: Study, results: str | Path = "results", *, address: str | 
                               f"done, {len(pending)} to run")
                 if pending:
                     cluster = cluster or connect(address)
-                    failed, _ = run_ray(pending, study_dir, study.resources, cluster, progress)
+                    failed, _ = run_ray(pending, study_dir, study.resources, cluster, progress,
+                                        storage=storage, tracking=tracking)
                     summary.failed.update(failed)
                 summary.confirmed = [t.trial_id for t in trials]
     return summary
@@ -296,13 +312,14 @@ def _first_point(search: SearchConfig):
 
 
 def _tune(study: Study, search: SearchConfig, study_dir: StudyDir, cluster, progress,
-          finished: list[SearchTrial], remaining: int):
-    cpus, gpus = trial_resources(study.resources, cluster, progress.note)
-    device = "cuda" if gpus > 0 else "cpu"
-    storage = study_dir.ray_storage.resolve()
-    checkpoints = all_checkpoints(storage) if storage.exists() else {}
+          finished: list[SearchTrial], remaining: int, *, storage: str | None = None,
+          tracking: Tracking | None = None):
+    trial_res = trial_resources(study.resources, cluster, progress.note)
+    device = "cuda" if trial_res[1] > 0 else "cpu"
+    store = resolve_storage(storage, study_dir.ray_storage)
+    checkpoints = store.all_checkpoints()
     done_ids = {t.trial_id for t in finished}
-    interrupted = _interrupted_points(study_dir, storage, search, done_ids, checkpoints)
+    interrupted = _interrupted_points(study_dir, store, search, done_ids, checkpoints)
     if interrupted:
         progress.note(f"resuming {len(interrupted)} interrupted trial(s) of the search first")
     searcher, limiter = _searcher(search, finished, interrupted)
@@ -312,62 +329,48 @@ def _tune(study: Study, search: SearchConfig, study_dir: StudyDir, cluster, prog
     ctx = _Context(study, search, device,
                    known={t.trial_id: t.value for t in finished},
                    resume={tid: [str(d) for _, d in found] for tid, found in checkpoints.items()},
-                   work_root=str(study_dir.work_dir.resolve()))
-    failures: dict[str, str] = {}
-    completed: set[str] = set()
-    recorder = _SearchRecorder(study, search, record, {}, study_dir, progress, failures,
-                               completed, device)
+                   work_root=str(study_dir.work_dir.resolve()), storage=store.uri)
+    recorder = _SearchRecorder(study, search, record, study_dir, progress, device)
     recorder.search_known = set(ctx.known)
-    name = f"search-{search.name}-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
 
     def tid(t) -> str:
         return trial_of(study, search, t.config).trial_id
 
-    tuner = tune.Tuner(
-        trial_actor(tune.with_parameters(_search_trainable, ctx=ctx), {"cpu": cpus, "gpu": gpus},
-                    "AblateSearchTrial"),
-        param_space={},  # the searcher holds the space
-        tune_config=tune.TuneConfig(
-            search_alg=limiter(searcher, max_concurrent=max_conc) if max_conc else searcher,
-            scheduler=scheduler, num_samples=remaining,
-            trial_dirname_creator=tid,
-            trial_name_creator=lambda t: f"{search.name}-{tid(t)}"),
-        run_config=tune.RunConfig(
-            name=name, storage_path=str(storage),
-            failure_config=tune.FailureConfig(max_failures=study.resources.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[recorder], verbose=0),
-    )
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    tuner = experiment(
+        tune.with_parameters(_search_trainable, ctx=ctx), actor="AblateSearchTrial",
+        name=experiment_name(f"search-{search.name}"), trial_res=trial_res,
+        resources=study.resources, store=store, recorder=recorder, study=study.name,
+        tracking=tracking,  # param_space: none, the searcher holds the space
+        search_alg=limiter(searcher, max_concurrent=max_conc) if max_conc else searcher,
+        scheduler=scheduler, num_samples=remaining, trial_dirname_creator=tid,
+        trial_name_creator=lambda t: f"{search.name}-{tid(t)}")
     # the objective comes with the last report only, quick_psnr (ASHA's) with the epochs' only
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     fit_quietly(tuner, study_dir)
-    return len(recorder.started), failures, bool(recorder.started - recorder.ended)
+    return len(recorder.started), recorder.failures, bool(recorder.started - recorder.ended)
 
 
-class _SearchRecorder(_Recorder):
-    """`ray_tune._Recorder` for sampled trials: the config comes from the sampled params; a
+class _SearchRecorder(Recorder):
+    """`driver.Recorder` for sampled trials: the config comes from the sampled params; a
     reused trial commits nothing; a trial ASHA stopped is committed as `stopped`."""
 
-    def __init__(self, study, search, record: _StopRecorder, *args):
-        super().__init__(*args)
+    def __init__(self, study, search, record: _StopRecorder, study_dir: StudyDir,
+                 progress: Progress, device: str):
+        super().__init__(self._config_of, study_dir, progress, device)
         self.study, self.search, self.record = study, search, record
+        self.by_tid: dict[str, TrialConfig] = {}
         self.search_known: set[str] = set()  # finished in earlier runs (reused, not trained)
         self.started: set[str] = set()
         self.ended: set[str] = set()
 
-    def __getstate__(self):
-        return {}
-
-    def _cfg(self, trial) -> TrialConfig:
+    def _config_of(self, trial) -> TrialConfig:
         if trial.trial_id not in self.by_tid:
             self.by_tid[trial.trial_id] = trial_of(self.study, self.search, trial.config)
         return self.by_tid[trial.trial_id]
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.started.add(trial.trial_id)
-        cfg = self._cfg(trial)
+        cfg = self.config_of(trial)
         if cfg.trial_id not in self.search_known:  # its params, for a resume after a kill
             path = started_dir(self.study_dir, self.search) / f"{cfg.trial_id}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -379,7 +382,7 @@ class _SearchRecorder(_Recorder):
         super().on_trial_error(iteration, trials, trial, **info)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        cfg = self._cfg(trial)
+        cfg = self.config_of(trial)
         last = trial.last_result or {}
         if last.get("final") or trial.trial_id in self.record.stopped:
             self.ended.add(trial.trial_id)
@@ -390,23 +393,10 @@ class _SearchRecorder(_Recorder):
             self.progress.finish(cfg, True)
             return
         if trial.trial_id in self.record.stopped:
-            import tempfile
-
-            from ablate.results.commit import commit, stage_failure
-
             epoch = self.record.stopped[trial.trial_id]
             why = (f"stopped by ASHA after epoch {epoch}: {ASHA_METRIC} "
                    f"{last.get(ASHA_METRIC, math.nan):.2f} dB below its rung's cutoff")
-            with tempfile.TemporaryDirectory(prefix=self.study_dir.staging_prefix(cfg.trial_id),
-                                             dir=self.study_dir.root) as tmp:
-                if trial.checkpoint is not None:
-                    with trial.checkpoint.as_directory() as d:
-                        outcome = stage_failure(Path(tmp), cfg, why, device=self.device,
-                                                checkpoint=Path(d), status="stopped")
-                else:
-                    outcome = stage_failure(Path(tmp), cfg, why, device=self.device,
-                                            status="stopped")
-                commit(self.study_dir, outcome)
+            self.commit_unfinished(trial, cfg, why, status="stopped")
             self.progress.note(f"{cfg.trial_id} ({cfg.grid_key()}) {why}")
             self.progress.finish(cfg, True)
             return

@@ -19,12 +19,12 @@ back by a later run's workers; the driver only lists them and reads their meta.j
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
 from ablate.orchestrate.preflight import RunError
+from ablate.results.checkpoint_meta import CheckpointMeta
 from ablate.results.layout import CHECKPOINT_FILE, RAY_CHECKPOINTS
 
 
@@ -102,12 +102,11 @@ def _remote_all(fs, root: str) -> dict[str, list[tuple[int, str]]]:
             continue
         try:
             with fs.open_input_stream(meta) as f:
-                m = json.loads(f.read())
-            tid, epoch = m.get("trial_id"), int(m.get("epoch") or 0)
-        except (OSError, ValueError, AttributeError, TypeError):
+                m = CheckpointMeta.parse(f.read())
+        except OSError:
             continue
-        if isinstance(tid, str) and tid:
-            out.setdefault(tid, []).append((epoch, folder))
+        if m is not None:
+            out.setdefault(m.trial_id, []).append((m.epoch, folder))
     return {tid: sorted(found, key=lambda x: (-x[0], x[1])) for tid, found in out.items()}
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ablate.results.atomic import atomic_write_text
+from ablate.results.checkpoint_meta import CheckpointMeta
 from ablate.results.trial_file import read_trial_file
 from ablate.results.layout import CHECKPOINT_FILE, RAY_CHECKPOINTS, STAGING_PREFIX, StudyDir
 from ablate.spec.config import TrialConfig
@@ -36,15 +37,11 @@ def all_checkpoints(root: Path, pattern: str = RAY_CHECKPOINTS) -> dict[str, lis
     first (`pattern`: a glob of meta.json files, results/layout.py). A meta.json that does not
     read as {"trial_id": str, "epoch": int} is ignored."""
     out: dict[str, list[tuple[int, Path]]] = {}
-    for meta in Path(root).glob(pattern):
-        try:
-            m = json.loads(meta.read_text())
-            tid, epoch = m.get("trial_id"), int(m.get("epoch") or 0)
-        except (OSError, ValueError, AttributeError, TypeError):
+    for path in Path(root).glob(pattern):
+        meta = CheckpointMeta.read(path)
+        if meta is None or not (path.parent / CHECKPOINT_FILE).is_file():
             continue
-        if not isinstance(tid, str) or not tid or not (meta.parent / CHECKPOINT_FILE).is_file():
-            continue
-        out.setdefault(tid, []).append((epoch, meta.parent))
+        out.setdefault(meta.trial_id, []).append((meta.epoch, path.parent))
     return {tid: sorted(found, key=lambda x: (-x[0], str(x[1]))) for tid, found in out.items()}
 
 

@@ -18,7 +18,6 @@ checkpoint. Torch-free, Ray-free.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from ablate.results.atomic import atomic_copy
+from ablate.results.checkpoint_meta import CheckpointMeta
 from ablate.results.layout import CHECKPOINT_META, StudyDir, TrialFiles
 from ablate.results.rows import failure_rows
 from ablate.results.schema import HISTORY_COLUMNS, IMAGE_COLUMNS, TRIAL_COLUMNS
@@ -93,10 +93,8 @@ def _readable_rows(history: Path) -> int | None:
 
 
 def _checkpoint_device(checkpoint: Path) -> str:
-    try:
-        return str(json.loads((checkpoint / CHECKPOINT_META).read_text()).get("device") or "")
-    except (OSError, ValueError, AttributeError):
-        return ""
+    meta = CheckpointMeta.read(checkpoint / CHECKPOINT_META)
+    return meta.device if meta is not None else ""
 
 
 def commit(study_dir: StudyDir, outcome: Outcome) -> None:

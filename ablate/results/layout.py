@@ -48,7 +48,7 @@ PREDICTIONS_FILE = "predictions.npz"  # in artifacts/<trial_id>/
 SPECTRA_FILE = "spectra.parquet"  # in artifacts/<trial_id>/
 
 CHECKPOINT_FILE = "checkpoint.pt"  # in a checkpoint directory: the whole training state
-CHECKPOINT_META = "meta.json"  # beside it: {"trial_id", "epoch", "device"}, read without torch
+CHECKPOINT_META = "meta.json"  # beside it: results/checkpoint_meta.py, read without torch
 HISTORY_FILE = "history.parquet"  # beside it: the history so far (TrialFiles.history)
 
 # Checkpoint directories, as globs of their meta.json

@@ -22,14 +22,14 @@ no reader picks it up again.
 from __future__ import annotations
 
 import io
-import json
 import os
 import pickle
 from pathlib import Path
 
 import torch
 
-from ablate.results.atomic import atomic_write, atomic_write_text
+from ablate.results.atomic import atomic_write
+from ablate.results.checkpoint_meta import CheckpointMeta
 from ablate.results.layout import CHECKPOINT_FILE, CHECKPOINT_META, TrialFiles
 from ablate.results.schema import HISTORY_COLUMNS
 from ablate.results.write import write_rows
@@ -43,8 +43,8 @@ def save(directory: str | Path, state: dict, device: str = "") -> Path:
     torch.save(state, buf)  # plain write below, which atomic_write reports as DiskFull
     atomic_write(d / FILE, lambda tmp: tmp.write_bytes(buf.getbuffer()))
     write_rows(TrialFiles(d).history, list(state.get("history", [])), HISTORY_COLUMNS)
-    atomic_write_text(d / CHECKPOINT_META, json.dumps(
-        {"trial_id": state.get("trial_id"), "epoch": state.get("epoch"), "device": device}))
+    CheckpointMeta(str(state.get("trial_id") or ""), int(state.get("epoch") or 0),
+                   device).write(d)
     return d
 
 

@@ -1,0 +1,67 @@
+"""Every use of Ray's private API, in one place (Ray 2.60); `tests/test_ray_internals.py`
+fails loudly when a Ray upgrade moves or changes one of them.
+
+- `wrap_function` (ray.tune.trainable.function_trainable): the class Tune makes of a function
+  trainable. ablate subclasses it to name each trial's actor (worker.trial_actor): Tune's
+  public API names every actor `ImplicitFunc`.
+- `loopback_only()` (ray._private.ray_constants.ENABLE_RAY_CLUSTER): an embedded Ray whose
+  every port listens on 127.0.0.1 (cluster.py explains why nothing public does it).
+- `dashboard_installed()` (ray._private.utils.get_dashboard_dependency_error): whether
+  ray[default]'s dashboard packages are here; a minimal Ray starts without a dashboard.
+- `token_auth_on()` (ray._raylet.get_authentication_mode): whether this process's Ray uses
+  token authentication (the dashboard then asks the browser for the token).
+- `TOKEN_LOGGER`: the logger of Ray's token-auth warning during `ray.init`.
+
+Imports Ray when called, not when imported.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def wrap_function(trainable):
+    """Tune's trainable class for the function `trainable`."""
+    from ray.tune.trainable.function_trainable import wrap_function as wrap
+
+    return wrap(trainable)
+
+
+@contextmanager
+def loopback_only():
+    """Inside: a Ray started here keeps every port on the node IP given (127.0.0.1).
+
+    Ray's gRPC servers listen on all interfaces unless the node IP is the loopback address, and
+    `ray.init(_node_ip_address="127.0.0.1")` alone is replaced by the machine's address
+    (`services.resolve_ip_for_localhost`) unless "Ray clusters" are disabled, which is what
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 does (read by `ray_constants` at import: set here for
+    the processes Ray starts, and on the imported module for this one)."""
+    from ray._private import ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+
+def dashboard_installed() -> bool:
+    """Whether Ray's dashboard can start here (ray[default]'s packages import)."""
+    from ray._private.utils import get_dashboard_dependency_error
+
+    return get_dashboard_dependency_error() is None
+
+
+def token_auth_on() -> bool:
+    """Whether this process's Ray uses token authentication (RAY_AUTH_MODE=token, which a new
+    local Ray turns on by default unless RAY_AUTH_MODE is set)."""
+    try:
+        from ray._raylet import AuthenticationMode, get_authentication_mode
+    except ImportError:  # a Ray without it: say what the environment says
+        return os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
+    return get_authentication_mode() == AuthenticationMode.TOKEN
