@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from ablate.data.dataset import downsample  # noqa: E402
-from ablate.metrics.image import bicubic_upsample, psnr  # noqa: E402
+from ablate.imaging import bicubic_upsample, downsample  # noqa: E402
+from ablate.metrics.image import psnr  # noqa: E402
 from ablate.spec.expand import expand  # noqa: E402
 from ablate.spec.parse import load_study  # noqa: E402
 from ablate.train.trial import build, train_epoch  # noqa: E402

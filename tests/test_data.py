@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from data_fixtures import write_cifar, write_image, write_position_image
 
 from ablate.data import sources
-from ablate.data.dataset import TestData, TrainData, build_data, downsample
+from ablate.data.dataset import TestData, TrainData, build_data
+from ablate.imaging import downsample
 from ablate.data.sources import BUNDLED_TEST, DataError, load_source
 from ablate.spec.config import DataConfig
 

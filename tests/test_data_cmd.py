@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 
 from ablate.cli.app import app
 from ablate.data.dataset import build_data
-from ablate.data.describe import band_energy_fraction, describe_data
+from ablate.metrics.describe import band_energy_fraction, describe_data
 from ablate.data.sources import BUNDLED_TEST
-from ablate.metrics.image import bicubic_upsample, psnr_y
+from ablate.metrics.image import psnr_y
+from ablate.imaging import bicubic_upsample
 from ablate.metrics.verdict import lr_floor
 from ablate.spec.config import DataConfig
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 from data_fixtures import write_cifar
 
-from ablate.data.dataset import build_data, downsample
+from ablate.data.dataset import build_data
+from ablate.imaging import bicubic_upsample, downsample
 from ablate.metrics.evaluate import evaluate
-from ablate.metrics.image import bicubic_upsample, psnr
+from ablate.metrics.image import psnr
 from ablate.metrics.verdict import lr_floor, margin_lower_bound
 from ablate.results.schema import METRIC_KEYS, SPECTRA_COLUMNS, TRIAL_COLUMNS
 from ablate.results.write import write_artifacts

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ablate.data.sources import load_source
-from ablate.metrics.image import bicubic_upsample, psnr, ssim
+from ablate.metrics.image import psnr, ssim
+from ablate.imaging import bicubic_upsample
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,9 @@ def test_psnr_y_equals_an_independent_computation():
     from skimage.color import rgb2ycbcr
     from skimage.metrics import peak_signal_noise_ratio
 
-    from ablate.metrics.image import psnr_y, rgb_to_y, y_shave
+    from ablate.metrics.image import psnr_y, y_shave
+
+    from ablate.imaging import rgb_to_y
 
     g = torch.Generator().manual_seed(5)
     truth = torch.rand(3, 3, 64, 64, generator=g, dtype=torch.float64)

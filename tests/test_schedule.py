@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ablate.data.coords import make_coord
-from ablate.data.dataset import downsample
+from ablate.imaging import downsample
 from ablate.spec.config import (CurriculumConfig, CurriculumStage, DataConfig, JitterConfig,
                                 MultiscaleConfig, TrainConfig)
 from ablate.train.schedule import BatchMaker, lr_lambda, resolutions_for_epoch

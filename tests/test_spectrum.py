@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ablate.data.dataset import build_data, downsample
-from ablate.metrics.image import bicubic_upsample
+from ablate.data.dataset import build_data
+from ablate.imaging import bicubic_upsample, downsample
 from ablate.metrics.spectrum import (
     band_energy,
     band_mask,

@@ -46,6 +46,36 @@ def test_mlflow_gets_one_run_per_trial_with_params_and_epoch_metrics(tmp_path, r
         assert all(m.value == m.value for m in hist)  # numbers, not NaN
 
 
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None,
+                    reason="mlflow is not installed (pip install -e '.[test]' or "
+                           "'.[mlflow]' installs it)")
+def test_search_takes_storage_and_mlflow_like_run(tmp_path, ray_address):
+    """`ablate search` builds its Tune experiment with `ablate run`'s builder: --storage puts
+    its checkpoints there (none under RESULTS/<study>/ray) and --mlflow logs its trial."""
+    from mlflow.tracking import MlflowClient
+
+    from test_search import SEARCH
+
+    extra = SEARCH.format(samples=1, concurrent=1, algorithm="random", scheduler="none",
+                          more="")
+    study = write_tiny_study(tmp_path, name="srch", seeds=(0,), epochs=1, extra=extra)
+    store, uri = tmp_path / "store", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    res = tmp_path / "res"
+    r = runner.invoke(app, ["search", str(study), "--results", str(res), "--address",
+                            ray_address, "--storage", str(store), "--mlflow", uri])
+    assert r.exit_code == 0, r.output
+    metas = list(store.glob("search-search-*/*/checkpoint_*/meta.json"))
+    assert metas, sorted(str(p) for p in store.rglob("*"))[:20]
+    assert not (res / "srch" / "ray").exists()
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("srch").experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    # a search trial's Tune config is its sampled point: those are its parameters
+    assert set(runs[0].data.params) >= {"train.lr", "model.sigmas"}, runs[0].data.params
+    hist = client.get_metric_history(runs[0].info.run_id, "quick_psnr")
+    assert [m.step for m in hist] == [1]
+
+
 def test_tracking_flags_are_checked_before_anything_runs(tmp_path):
     study = write_tiny_study(tmp_path)
     r = runner.invoke(app, ["run", str(study), "--results", str(tmp_path / "res"),

@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from ablate.data.dataset import build_data
-from ablate.metrics.image import bicubic_upsample, psnr
+from ablate.metrics.image import psnr
+from ablate.imaging import bicubic_upsample
 from ablate.metrics.spectrum import band_mask, band_metrics, frequencies
 from ablate.metrics.verdict import verdict
 from ablate.spec.config import DataConfig

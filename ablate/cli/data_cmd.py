@@ -20,7 +20,7 @@ def data(
     bicubic PSNR (RGB, and Y-PSNR as SR papers compute it) and the share of the ground
     truth's energy above the input's Nyquist. Exit 0; 2 on an invalid spec or unusable data.
     """
-    from ablate.data.describe import describe_study, format_facts
+    from ablate.metrics.describe import describe_study, format_facts
     from ablate.data.sources import DataError
     from ablate.orchestrate.preflight import RunError, check_data
     from ablate.spec import expand

@@ -1,4 +1,4 @@
-"""The on-device dataset: HR training crops, the fixed test set, and the one downsampler.
+"""The on-device dataset: HR training crops and the fixed test set.
 
     photos = load_source(cfg.source, cfg.hr_size, cfg.prescale)   # uint8 numpy, host
     train, test = build_data(cfg, device, photos=photos)   # uint8 / float tensors, on device
@@ -21,8 +21,9 @@ Held-out crops (`TestData`) are the non-overlapping hr_size tiles of the held-ou
 none rejected, taken in turn from each photo up to `test_samples`; each keeps the name of its
 photo (`TestData.photos`), which per-image results and the table's intervals use.
 
-`downsample` (antialiased bicubic) is the ONE resampler that makes inputs (HR → input_size) and
-targets at any r (HR → r); evaluation's ground truth at r comes from it too.
+`downsample` (ablate/imaging.py, antialiased bicubic) is the ONE resampler that makes inputs
+(HR → input_size) and targets at any r (HR → r); evaluation's ground truth at r comes from it
+too.
 
 The HR side is `cfg.hr_size`, or the source's native size when smaller (CIFAR-10: 32). There is
 no ground truth above it: `TestData.has_truth(r)` is False there and evaluation records NaN.
@@ -35,28 +36,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ablate.data.sources import DataError, Photos, load_source
 from ablate.data.texture import texture_map
+from ablate.imaging import downsample
 from ablate.spec.config import DataConfig
 
 log = logging.getLogger(__name__)
 
 _GATHER_CHUNK = 1 << 22  # pixels gathered per step of `TrainData.epoch` (bounds index memory)
-
-
-def downsample(hr: Tensor, r: int) -> Tensor:
-    """Antialiased bicubic resize of (N, 3, H, H) images in [0, 1] to (N, 3, r, r), clamped.
-
-    Identity (the same tensor) when r equals the size. Used for upsampling too (r > H) only by
-    the `upsampled_input` recipe; ground truth is never upsampled.
-    """
-    if hr.shape[-1] == r and hr.shape[-2] == r:
-        return hr
-    out = F.interpolate(hr, size=(r, r), mode="bicubic", align_corners=False, antialias=True)
-    return out.clamp_(0.0, 1.0)
 
 
 def _to_float(img_u8: Tensor) -> Tensor:

@@ -30,9 +30,9 @@ Three sources, named by `DataConfig.source`:
     ground truth above 32 (ablate.data.dataset records such results as missing). No download.
 
 `prescale` > 1 first downscales every decoded photo by that factor (antialiased bicubic, the
-resampler of `ablate.data.dataset.downsample`, rounded back to uint8): `DataConfig.prescale`,
-"auto" meaning `BUNDLED_PRESCALE` for bundled and 1 elsewhere (`resolve_prescale`). CIFAR-10
-takes only 1. Images smaller than `hr_size` (either side) after it are skipped and counted
+resampler of `ablate.imaging.downsample`, rounded back to uint8): `DataConfig.prescale`, "auto"
+meaning `BUNDLED_PRESCALE` for bundled and 1 elsewhere (spec/source.py `resolve_prescale`).
+CIFAR-10 takes only 1. Images smaller than `hr_size` (either side) after it are skipped and counted
 (`Photos.skipped`, logged).
 Problems the user must fix raise `DataError`, naming the path and what was expected.
 """
@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ablate.spec.source import DataSource
+from ablate.spec.source import DataSource, resolve_prescale
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,6 @@ BUNDLED_PHOTOS: dict[str, tuple[str, str]] = {
 BUNDLED_TEST: tuple[str, ...] = (
     "chelsea", "coffee", "flower", "grace_hopper", "camera", "coins", "brick",
 )
-BUNDLED_PRESCALE = 1.5  # what prescale = "auto" means for bundled (see DataConfig.prescale)
 
 _bundled_cache: dict[str, np.ndarray] = {}
 
@@ -153,13 +152,6 @@ def _bundled_photo(name: str, prescale: float = 1.0) -> np.ndarray:
         img.flags.writeable = False
         _bundled_cache[key] = img
     return _bundled_cache[key]
-
-
-def resolve_prescale(source: "str | DataSource", prescale: float | str) -> float:
-    """`DataConfig.prescale` as a number: "auto" is BUNDLED_PRESCALE for bundled, else 1."""
-    if prescale == "auto":
-        return BUNDLED_PRESCALE if str(source) == "bundled" else 1.0
-    return float(prescale)
 
 
 def prescale_photo(img: np.ndarray, factor: float) -> np.ndarray:

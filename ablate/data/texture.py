@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ablate.metrics.image import BT601
+from ablate.imaging import BT601
 
 _CHUNK_PIXELS = 1 << 24  # pixels per batch of same-size photos (bounds float64 memory)
 

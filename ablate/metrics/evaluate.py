@@ -38,7 +38,8 @@ import torch
 from torch import Tensor
 
 from ablate.data.dataset import TestData
-from ablate.metrics.image import bicubic_upsample, psnr, psnr_y, ssim, y_shave
+from ablate.metrics.image import psnr, psnr_y, ssim, y_shave
+from ablate.imaging import bicubic_upsample
 from ablate.metrics.spectrum import band_sums, pool, radial_spectrum
 from ablate.metrics.verdict import lr_consistency, lr_floor, margin_lower_bound, verdict
 from ablate.results.rows import empty_metrics

@@ -1,4 +1,5 @@
-"""Per-image quality metrics and the bicubic baseline. Images: (N, 3, H, W) in [0, 1].
+"""Per-image quality metrics. Images: (N, 3, H, W) in [0, 1]. (The bicubic baseline and
+the BT.601 luma live in ablate/imaging.py.)
 
 PSNR: 10·log10(1 / MSE) over the three RGB channels of one image; an MSE below `MSE_FLOOR`
 counts as the floor (100 dB), so identical images give a finite number and a mean over images
@@ -24,17 +25,17 @@ Metrics are accumulated in float64 (float32 where the device has no float64).
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ablate.imaging import rgb_to_y
 
 MSE_FLOOR = 1e-10  # PSNR cap: 100 dB
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
-BT601 = (65.481, 128.553, 24.966)  # Y = 16/255 + (BT601 · RGB) / 255, RGB in [0, 1]
 
 
 def _acc_dtype(device: torch.device) -> torch.dtype:
@@ -48,12 +49,6 @@ def psnr(pred: Tensor, truth: Tensor) -> Tensor:
     dt = _acc_dtype(pred.device)
     mse = (pred.to(dt) - truth.to(dt)).pow(2).flatten(1).mean(1)
     return 10.0 * torch.log10(1.0 / mse.clamp_min(MSE_FLOOR))
-
-
-def rgb_to_y(x: Tensor) -> Tensor:
-    """(N, 3, H, W) RGB in [0, 1] → (N, H, W) BT.601 luma in [16/255, 235/255]."""
-    r, g, b = x.unbind(-3)
-    return 16.0 / 255.0 + (BT601[0] * r + BT601[1] * g + BT601[2] * b) / 255.0
 
 
 def y_shave(r: int, input_size: int) -> int:
@@ -106,14 +101,3 @@ def ssim(pred: Tensor, truth: Tensor) -> Tensor:
     c1, c2 = SSIM_K1**2, SSIM_K2**2  # (K·L)² with data range L = 1
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return s.flatten(1).mean(1)
-
-
-def bicubic_upsample(x: Tensor, r: int) -> Tensor:
-    """(N, 3, s, s) → (N, 3, r, r): torch bicubic (a = −0.75), align_corners=False, clamped.
-
-    The baseline every model is compared with. Identity (a copy) when r equals s.
-    """
-    if x.shape[-1] == r and x.shape[-2] == r:
-        return x.clone()
-    out = F.interpolate(x, size=(r, r), mode="bicubic", align_corners=False)
-    return out.clamp_(0.0, 1.0)

@@ -94,7 +94,7 @@ HALLUCINATION_MIN_ERROR_RATIO = 1.05  # … and it disagrees: in-band error ≥ 
 def lr_consistency(pred: Tensor, inputs: Tensor) -> Tensor:
     """Per-image PSNR of the prediction brought back to the input grid, against the input:
     pred (N, 3, r, r), inputs (N, 3, s, s), r ≥ s -> (N,)."""
-    from ablate.data.dataset import downsample
+    from ablate.imaging import downsample  # torch: only where a tensor is measured
     from ablate.metrics.image import psnr
 
     s = inputs.shape[-1]
@@ -106,8 +106,8 @@ def lr_consistency(pred: Tensor, inputs: Tensor) -> Tensor:
 def lr_floor(inputs: Tensor) -> Tensor:
     """Per-image PSNR of the input's half-resolution copy (FIT_FLOOR_FACTOR) against the
     input: (N, 3, s, s) -> (N,). The gates' reference (module docstring)."""
-    from ablate.data.dataset import downsample
-    from ablate.metrics.image import bicubic_upsample, psnr
+    from ablate.imaging import bicubic_upsample, downsample  # torch: as above
+    from ablate.metrics.image import psnr
 
     s = inputs.shape[-1]
     small = downsample(inputs, max(1, s // FIT_FLOOR_FACTOR))

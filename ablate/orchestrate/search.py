@@ -22,8 +22,9 @@ How it fits the rest (Ray 2.60 APIs):
   trial files, are added to Optuna as completed (or pruned, or failed) trials and count towards
   `num_samples`; a sampled configuration that already finished is never trained again (the
   worker reports its recorded objective instead); a trial interrupted mid-training is sampled
-  first again (its params from `search/<name>/started/<trial_id>.json`, written by the driver
-  when the trial started) and resumes from its latest checkpoint.
+  first again (its params from `search/<name>/started/<trial_id>.json`, `StudyDir.
+  search_started`, written by the driver when the trial started) and resumes from its latest
+  checkpoint.
 * `confirm = K`: the K best completed configurations re-run with every seed of the study
   (`driver.run_ray`, like `ablate run`); `search/<name>/confirm.json` lists them so that
   `ablate table` shows them as rows beside the study's variants.
@@ -50,8 +51,8 @@ from ablate.orchestrate.tracking import Tracking
 from ablate.orchestrate.worker import job_of, train_job
 from ablate.results.atomic import atomic_write_text
 from ablate.results.layout import StudyDir
-from ablate.results.search import (SearchRecord, SearchTrial, confirm_path, rank,
-                                   search_trials, write_record)
+from ablate.results.search import (SearchRecord, SearchTrial, rank, search_trials,
+                                   write_record)
 from ablate.spec import Study, expand
 from ablate.spec.config import TrialConfig
 from ablate.spec.search import SearchConfig, decode, encode, sampled_trial
@@ -207,22 +208,13 @@ def _asha(search: SearchConfig, epochs: int, record: _StopRecorder):
                  reduction_factor=search.reduction_factor, stop_last_trials=False)
 
 
-def started_dir(study_dir: StudyDir, search: SearchConfig) -> Path:
-    """search/<name>/started/: the sampled params of every trial the search started, one
-    <trial_id>.json each, written by the driver when the trial starts (Tune's own params.json
-    reaches the storage path only when the driver syncs it: a killed driver may leave none)."""
-    from ablate.results.search import search_dir
-
-    return search_dir(study_dir, search.name) / "started"
-
-
 def _interrupted_points(study_dir: StudyDir, store: Storage, search: SearchConfig,
                         finished: set[str], checkpoints: dict) -> list[dict]:
     """Params of this search's trials that have a checkpoint but no trial file (interrupted):
     from search/<name>/started/, and from Tune's params.json where the storage is a local
     directory (in an object store, the driver's own record is the one read)."""
     out, seen = [], set()
-    recorded = sorted(started_dir(study_dir, search).glob("*.json"))
+    recorded = sorted(study_dir.search_started(search.name).glob("*.json"))
     storage = Path(store.path)
     if store.local and storage.is_dir():
         recorded += sorted(storage.glob(f"search-{search.name}-*/*/params.json"))
@@ -372,7 +364,7 @@ class _SearchRecorder(Recorder):
         self.started.add(trial.trial_id)
         cfg = self.config_of(trial)
         if cfg.trial_id not in self.search_known:  # its params, for a resume after a kill
-            path = started_dir(self.study_dir, self.search) / f"{cfg.trial_id}.json"
+            path = self.study_dir.search_started(self.search.name) / f"{cfg.trial_id}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(path, json.dumps({k: trial.config[k] for k, _ in self.search.space}))
         super().on_trial_start(iteration, trials, trial, **info)
@@ -433,6 +425,6 @@ def write_confirm(study_dir: StudyDir, search: SearchConfig, best: list[SearchTr
            "configs": [{"rank": k, "point": t.grid, "objective": t.value,
                         "trial_ids": by_point.get(t.grid, [])}
                        for k, t in enumerate(best, start=1)]}
-    path = confirm_path(study_dir, search.name)
+    path = study_dir.search_confirm(search.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(path, json.dumps(doc, indent=1) + "\n")

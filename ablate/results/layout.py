@@ -23,6 +23,9 @@
 <results>/<study>/.stage-<trial_id>-*/           a finished trial's files while they are
         staged for the commit (TrialFiles)
 <results>/<study>/.work/ablate-<trial_id>-*/      a Ray worker's work folder while it trains
+<results>/<study>/search/<name>/search.json      what `ablate search` <name> optimises
+<results>/<study>/search/<name>/confirm.json     the configurations its --confirm re-ran
+<results>/<study>/search/<name>/started/<trial_id>.json   the params of each trial it started
 ```
 
 Written before manifest.json existed (still read, ``results/legacy.py``): ``plan.json`` (the
@@ -42,6 +45,7 @@ MANIFEST = "manifest.json"
 SPEC_COPY = "study.toml"
 LOCK = ".run.lock"
 LEGACY_PLAN = "plan.json"
+SEARCHES = "search"  # <study>/search/<name>/: search.json, confirm.json, started/
 STAGING_PREFIX = ".stage-"  # a trial's files being staged: <study>/.stage-<trial_id>-*/
 
 PREDICTIONS_FILE = "predictions.npz"  # in artifacts/<trial_id>/
@@ -152,6 +156,28 @@ class StudyDir:
         """Name prefix of the temporary folders (in the study) where a trial's files are
         staged before the commit; left behind only by a killed process."""
         return f"{STAGING_PREFIX}{trial_id}-"
+
+    # -- searches (`ablate search`) ---------------------------------------------------------
+    @property
+    def searches_dir(self) -> Path:
+        return self.root / SEARCHES
+
+    def search_dir(self, name: str) -> Path:
+        """search/<name>/: what one search wrote besides its trial files."""
+        return self.searches_dir / name
+
+    def search_record(self, name: str) -> Path:
+        """What the search optimises (results/search.py SearchRecord), written at its start."""
+        return self.search_dir(name) / "search.json"
+
+    def search_confirm(self, name: str) -> Path:
+        """The configurations `--confirm K` re-ran with every seed, rank order."""
+        return self.search_dir(name) / "confirm.json"
+
+    def search_started(self, name: str) -> Path:
+        """started/<trial_id>.json: the sampled params of every trial the search started
+        (read back to resume one a killed driver interrupted)."""
+        return self.search_dir(name) / "started"
 
     # -- what it holds ----------------------------------------------------------------------
     @property

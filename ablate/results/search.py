@@ -67,22 +67,10 @@ def _plain(v):
     return [_plain(x) for x in v] if isinstance(v, (list, tuple)) else v
 
 
-def search_dir(study_dir: StudyDir, name: str) -> Path:
-    return study_dir.root / "search" / name
-
-
-def confirm_path(study_dir: StudyDir, name: str) -> Path:
-    return search_dir(study_dir, name) / "confirm.json"
-
-
-def record_path(study_dir: StudyDir, name: str) -> Path:
-    return search_dir(study_dir, name) / "search.json"
-
-
 def write_record(study_dir: StudyDir, record: SearchRecord) -> Path:
     from ablate.results.atomic import atomic_write_text
 
-    path = record_path(study_dir, record.name)
+    path = study_dir.search_record(record.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(path, json.dumps(record.to_json(), indent=1) + "\n")
 
@@ -90,7 +78,7 @@ def write_record(study_dir: StudyDir, record: SearchRecord) -> Path:
 def search_records(study_dir: StudyDir) -> dict[str, SearchRecord]:
     """name → SearchRecord of every search that started in this study (unreadable: skipped)."""
     out = {}
-    folder = study_dir.root / "search"
+    folder = study_dir.searches_dir
     for path in sorted(folder.glob("*/search.json")) if folder.is_dir() else ():
         try:
             r = SearchRecord.from_json(json.loads(path.read_text()))
@@ -164,7 +152,7 @@ def _inside(domain, value) -> bool:
 def read_confirm(study_dir: StudyDir) -> dict[str, tuple[str, int, str]]:
     """trial_id → (search name, rank, point) of every confirmed configuration's trials."""
     out = {}
-    folder = study_dir.root / "search"
+    folder = study_dir.searches_dir
     for path in sorted(folder.glob("*/confirm.json")) if folder.is_dir() else ():
         try:
             doc = json.loads(path.read_text())

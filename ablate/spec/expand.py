@@ -17,6 +17,7 @@ from ablate.spec.convert import Problems, convert_value, hints
 from ablate.spec.footprint import too_big
 from ablate.spec.ids import freeze, make_trial_id
 from ablate.spec.parse import axis_target
+from ablate.spec.source import resolve_prescale
 
 
 def _set(section_obj, key, raw):
@@ -47,9 +48,7 @@ def resolve(study: C.Study, variant: C.VariantConfig, point: tuple[tuple[str, ob
 
 def resolve_data(data: C.DataConfig) -> C.DataConfig:
     """`prescale = "auto"` replaced by its number for the source, so that the trial id changes
-    whenever the data do (ablate.data.sources.resolve_prescale)."""
-    from ablate.data.sources import resolve_prescale
-
+    whenever the data do (ablate.spec.source.resolve_prescale)."""
     if data.prescale == "auto":
         return dataclasses.replace(data, prescale=resolve_prescale(data.source, "auto"))
     return data

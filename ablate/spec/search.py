@@ -154,6 +154,8 @@ def parse_search(raw, study: C.Study, problems: Problems) -> SearchConfig | None
                      + suggest(variant, names) + f"; variants: {', '.join(names)}")
         return None
     start = study.variants[names.index(variant)]
+    # the one upward import of spec: the metric must be a column of the result contract
+    # (results/schema.py, pyarrow only); imported here, where a [search] table is checked
     from ablate.results.schema import TRIAL_COLUMNS
 
     metrics = [c.name for c in TRIAL_COLUMNS.columns if c.role == "metric" and c.is_number

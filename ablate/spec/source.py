@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ablate.spec.config import DataConfig, TrialConfig
 
 SourceKind = Literal["bundled", "folder", "cifar10"]
+BUNDLED_PRESCALE = 1.5  # what prescale = "auto" means for bundled (see DataConfig.prescale)
 EXPECTED = 'expected "bundled", "folder:PATH" or "cifar10:PATH"'
 
 
@@ -55,6 +56,14 @@ def _parse(text: str) -> DataSource:
     if kind in ("folder", "cifar10") and sep and path:
         return DataSource(kind, path)  # type: ignore[arg-type]
     raise ValueError(f"{EXPECTED}, got {text!r}")
+
+
+def resolve_prescale(source: "str | DataSource", prescale: float | str) -> float:
+    """`DataConfig.prescale` as a number: "auto" is BUNDLED_PRESCALE for bundled, else 1. Part
+    of the trial id (spec/expand.py resolves it), so it lives here, beside the source."""
+    if prescale == "auto":
+        return BUNDLED_PRESCALE if str(source) == "bundled" else 1.0
+    return float(prescale)
 
 
 def resolved_data(trial: "TrialConfig") -> "DataConfig":

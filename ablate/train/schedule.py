@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from ablate.data.coords import make_coord
-from ablate.metrics.image import bicubic_upsample
+from ablate.imaging import bicubic_upsample
 from ablate.spec.config import DataConfig, TrainConfig
 
 

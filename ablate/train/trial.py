@@ -32,7 +32,9 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ablate.data.dataset import TestData, TrainData, build_data, downsample
+from ablate.data.dataset import TestData, TrainData, build_data
+
+from ablate.imaging import downsample
 from ablate.metrics.evaluate import EvalResult, evaluate
 from ablate.metrics.image import psnr
 from ablate.model.inr import SRModel, build_model

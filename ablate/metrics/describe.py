@@ -25,8 +25,16 @@ import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
+from ablate.data.dataset import build_data
+from ablate.data.sources import load_source
+from ablate.imaging import bicubic_upsample
+from ablate.metrics.image import psnr, psnr_y, y_shave
+from ablate.metrics.spectrum import band_mask, spectrum
+from ablate.metrics.verdict import lr_floor
 from ablate.results.json_safe import json_safe
 from ablate.spec.config import DataConfig, Study, TrialConfig
+from ablate.spec.expand import expand
+from ablate.spec.source import resolve_prescale, resolved_data
 
 
 @dataclass
@@ -64,8 +72,6 @@ class DataFacts:
 def band_energy_fraction(imgs, input_size: int) -> float:
     """Share of the (mean-subtracted, Hann-windowed) spectral energy of (N, C, r, r) images in
     the bins above the input's Nyquist, pooled over images and channels; NaN for flat images."""
-    from ablate.metrics.spectrum import band_mask, spectrum
-
     power = spectrum(imgs).abs().pow(2)
     total = float(power.sum())
     if total <= 0:
@@ -75,11 +81,6 @@ def band_energy_fraction(imgs, input_size: int) -> float:
 
 def describe_data(cfg: DataConfig, *, photos=None) -> DataFacts:
     """The facts of one data config (`cfg.source` already resolved to an absolute path)."""
-    from ablate.data.dataset import build_data
-    from ablate.data.sources import load_source, resolve_prescale
-    from ablate.metrics.image import bicubic_upsample, psnr, psnr_y, y_shave
-    from ablate.metrics.verdict import lr_floor
-
     prescale = resolve_prescale(cfg.source, cfg.prescale)
     if photos is None:
         photos = load_source(cfg.source, cfg.hr_size, prescale)
@@ -111,9 +112,6 @@ def describe_data(cfg: DataConfig, *, photos=None) -> DataFacts:
 
 def describe_study(study: Study, trials: list[TrialConfig] | None = None) -> list[DataFacts]:
     """One DataFacts per distinct data config among the study's trials, in trial order."""
-    from ablate.spec import expand
-    from ablate.spec.source import resolved_data
-
     trials = expand(study) if trials is None else trials
     groups: dict[DataConfig, list[str]] = {}
     for t in trials:
