@@ -7,6 +7,7 @@ import hashlib
 import logging
 import math
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,6 +164,59 @@ def test_cifar_layout_and_pixel_order(tmp_path):
         img = p.test[3]
         assert img.shape == (32, 32, 3) and img.dtype == np.uint8
         assert img[5, 9].tolist() == [40, 72, 10]  # (y·8, x·8, index + seed 7)
+
+
+class _Planted:
+    """What an attacker would put in a batch file: unpickling it calls a function."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_cifar_batch_that_would_run_code_is_refused_unread(tmp_path):
+    import pickle
+
+    d = write_cifar(tmp_path, n_train=20, n_test=12, batches=1)
+    marker = tmp_path / "ran"
+    with open(d / "test_batch", "wb") as f:
+        pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"x": _Planted(marker)}, f,
+                    protocol=2)
+    with pytest.raises(DataError, match=r"test_batch is not a CIFAR-10 python batch, refused "
+                                        r"unread \(it names "):
+        load_source(f"cifar10:{tmp_path}", 32)
+    assert not marker.exists()  # nothing ran
+    # the CLI says the same and exits 2
+    from typer.testing import CliRunner
+
+    from ablate.cli.app import app
+    from conftest import write_tiny_study
+
+    study = write_tiny_study(tmp_path / "s")
+    r = CliRunner().invoke(app, ["data", str(study), "--set", f'data.source="cifar10:{tmp_path}"',
+                                 "--set", "data.hr_size=32", "--set", "data.input_size=32",
+                                 "--set", "data.prescale=1"])
+    assert r.exit_code == 2 and "refused unread" in r.output, r.output
+    assert not marker.exists()
+
+
+def test_a_python2_cifar_batch_still_loads(tmp_path):
+    """The real files were pickled by Python 2 with numpy.core.multiarray._reconstruct: the
+    restricted unpickler admits that name (protocol 2, str keys read as bytes)."""
+    import pickle
+    import pickletools
+
+    d = write_cifar(tmp_path, n_train=20, n_test=12, batches=1)
+    raw = (d / "test_batch").read_bytes()
+    names = {a for op, a, _ in pickletools.genops(raw) if op.name == "GLOBAL"}
+    assert "numpy._core.multiarray _reconstruct" in names or \
+        "numpy.core.multiarray _reconstruct" in names
+    old = raw.replace(b"numpy._core.multiarray\n_reconstruct", b"numpy.core.multiarray\n_reconstruct")
+    (d / "test_batch").write_bytes(old)
+    assert len(load_source(f"cifar10:{tmp_path}", 32).test) == 12
+    assert pickle.loads(old, encoding="bytes")[b"data"].shape == (12, 3072)
 
 
 def test_cifar_missing_says_where_files_go(tmp_path):

@@ -367,10 +367,37 @@ CIFAR_TEST = "test_batch"
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 
+# What a CIFAR-10 python batch may name when unpickled: numpy arrays (rebuilt from their
+# class, dtype and bytes) and the bytes codec of protocol-2 pickles written by Python 3. Any
+# other global — a function to call, a class to build — is refused before anything runs.
+_CIFAR_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """pickle.Unpickler that admits only what CIFAR-10 batches hold: dicts, lists, bytes, str,
+    numbers and numpy arrays (`_CIFAR_GLOBALS`); a data file can then not run code."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch "
+                                         "does not hold")
+        if module == "numpy.core.multiarray":  # numpy ≥ 2 moved it; the old name is a shim
+            module = "numpy._core.multiarray" if hasattr(np, "_core") else module
+        return super().find_class(module, name)
+
+
 def _cifar_batch(path: Path) -> np.ndarray:
-    """One pickle batch → uint8 (n, 32, 32, 3). Rows are 1024 R, 1024 G, 1024 B, row-major."""
-    with open(path, "rb") as f:
-        d = pickle.load(f, encoding="bytes")
+    """One pickle batch → uint8 (n, 32, 32, 3). Rows are 1024 R, 1024 G, 1024 B, row-major.
+    Read with `_CifarUnpickler`: a file that names anything else is refused (DataError)."""
+    try:
+        with open(path, "rb") as f:
+            d = _CifarUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+        raise DataError(f"cifar10 source: {path} is not a CIFAR-10 python batch, refused "
+                        f"unread ({e})") from None
     data = d.get(b"data", d.get("data")) if isinstance(d, dict) else None
     if data is None:
         raise DataError(f"cifar10 source: {path} is not a CIFAR-10 python batch (no 'data' key)")

@@ -317,6 +317,18 @@ class TrialConfig:
         return ", ".join(f"{k}={format_value(v)}" for k, v in self.grid)
 
 
+# The spec file's sections (a TOML table each) and their types; a trial's config is made of
+# the last three, which variants, grid axes, --set and [search] keys address by dotted path.
+SECTIONS = {
+    "study": StudySection,
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "resources": ResourcesConfig,
+}
+TRIAL_SECTIONS = ("data", "model", "train")
+
+
 @dataclass(frozen=True)
 class Study:
     """A validated study: its sections, variants, grid and the file it came from."""

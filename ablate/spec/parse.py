@@ -26,13 +26,7 @@ from ablate.spec import config as C
 from ablate.spec.convert import Problems, convert, describe, join, suggest
 from ablate.spec.names import RULE, valid_name
 
-SECTIONS = {
-    "study": C.StudySection,
-    "data": C.DataConfig,
-    "model": C.ModelConfig,
-    "train": C.TrainConfig,
-    "resources": C.ResourcesConfig,
-}
+SECTIONS, TRIAL_SECTIONS = C.SECTIONS, C.TRIAL_SECTIONS
 TOP_KEYS = [*SECTIONS, "grid", "variant", "search"]
 # variant / grid shorthands → (section, key)
 AXES = {
@@ -41,8 +35,7 @@ AXES = {
     "curriculum": ("train", "curriculum"),
     "sigmas": ("model", "sigmas"),
 }
-VARIANT_KEYS = ["name", "label", *AXES, "data", "model", "train"]
-TRIAL_SECTIONS = ("data", "model", "train")
+VARIANT_KEYS = ["name", "label", *AXES, *TRIAL_SECTIONS]
 
 
 class SpecError(Exception):

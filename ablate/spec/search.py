@@ -30,7 +30,7 @@ from ablate.spec.convert import (Problems, convert, convert_value, describe, hin
 from ablate.spec.ids import freeze, make_trial_id
 
 DOMAIN_KINDS = ("choice", "uniform", "loguniform", "int")
-TRIAL_SECTIONS = ("data", "model", "train")
+TRIAL_SECTIONS, SECTIONS = C.TRIAL_SECTIONS, C.SECTIONS
 SPACE_PATH = "search.space"
 
 
@@ -99,8 +99,6 @@ def _target(dotted: str):
     if len(parts) < 2 or parts[0] not in TRIAL_SECTIONS:
         return f"expected a dotted key of {', '.join(TRIAL_SECTIONS)}, e.g. train.lr or " \
                "model.sigmas"
-    from ablate.spec.parse import SECTIONS
-
     cls = SECTIONS[parts[0]]
     tp, meta = cls, {}
     for i, name in enumerate(parts[1:], start=1):
