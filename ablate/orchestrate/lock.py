@@ -5,6 +5,10 @@ host, start time). The kernel releases a flock when its process dies, however it
 lock left by a dead process (SIGKILL, power loss of a local disk) is simply taken over. On a
 network filesystem without flock support (ENOLCK, EOPNOTSUPP) the run goes on without the
 lock, with a warning: it cannot tell a second run from a lock it was not given.
+
+The lock file is opened with O_NOFOLLOW: a symbolic link planted in its place (on a shared
+results directory, pointing at someone's file) is refused, naming it, instead of being
+followed and truncated.
 """
 
 from __future__ import annotations
@@ -24,6 +28,18 @@ class StudyLocked(RuntimeError):
     pass
 
 
+def _open(path: Path, flags: int, mode: int = 0o644) -> int:
+    """os.open without following a link at `path` (StudyLocked naming it when one is there)."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, mode)
+    except OSError as e:
+        if path.is_symlink():  # ELOOP (Linux), EMLINK/EFTYPE elsewhere
+            raise StudyLocked(f"{path} is a symbolic link (to {os.readlink(path)}), not ablate's "
+                              "lock file: it is not followed; remove the link (and check who "
+                              "planted it) before running this study") from None
+        raise e
+
+
 class StudyLock:
     def __init__(self, study_dir: StudyDir | Path):
         d = study_dir if isinstance(study_dir, StudyDir) else StudyDir(Path(study_dir))
@@ -33,9 +49,9 @@ class StudyLock:
     def is_held(self) -> bool:
         """Whether a process holds the lock now (checked without taking it; False where the
         filesystem has no flock: it cannot tell)."""
-        if not self.path.exists():
+        if not self.path.exists() or self.path.is_symlink():  # a planted link: not a lock
             return False
-        fd = os.open(self.path, os.O_RDONLY)
+        fd = _open(self.path, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -55,7 +71,7 @@ class StudyLock:
 
     def acquire(self) -> "StudyLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # EWOULDBLOCK: another process holds it

@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ablate.results.atomic import atomic_write  # noqa: E402
 from ablate.table.stats import bootstrap_ci  # noqa: E402
 
 DPI = 110
@@ -71,9 +72,10 @@ def _grid_title(grid: str) -> str:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    return path
+    """A PNG written to a temporary name and renamed over `path`: a link planted at `path`
+    is replaced, never written through."""
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI,
+                                                      bbox_inches="tight"))
 
 
 def _legend(fig: Figure, axes, n: int) -> None:

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ablate.report.search import search_section
+from ablate.results.atomic import atomic_write_text
 from ablate.results.read import NoResults, StudyResults, load_results
 from ablate.table.build import Table, build_table
 from ablate.table.format import (DETAIL_HEADER, blocks, cells, detail_legend, detail_rows,
@@ -187,6 +188,4 @@ def write_report(dir, out, study: str | None = None, metric: str = "psnr",
             f"<body><h1>ablate report: {html.escape(names)}</h1>"
             f"<p class=\"legend\">Generated {stamp} from <code>{html.escape(str(dir))}</code>."
             "</p>\n" + "\n".join(sections) + "\n</body></html>\n")
-    index = out / "index.html"
-    index.write_text(page, encoding="utf-8")
-    return index
+    return atomic_write_text(out / "index.html", page)  # a planted link is replaced, not followed

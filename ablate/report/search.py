@@ -12,6 +12,7 @@ import html
 import math
 from pathlib import Path
 
+from ablate.results.atomic import atomic_write
 from ablate.results.read import StudyResults
 from ablate.results.search import SearchRecord, SearchTrial, rank, search_records, \
     search_trials
@@ -73,8 +74,7 @@ def history_figure(record: SearchRecord, trials: list[SearchTrial], path: Path) 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))  # a link: replaced
 
 
 def importance_figure(record: SearchRecord, trials: list[SearchTrial],
@@ -102,8 +102,7 @@ def importance_figure(record: SearchRecord, trials: list[SearchTrial],
                   f"({len(study.trials)} completed trials)")
     ax.set_title(f"search {record.name!r}: parameter importances (optuna fANOVA)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))  # a link: replaced
 
 
 def search_section(s: StudyResults, out: Path, prefix: str = "", top: int = 10) -> list[str]:
