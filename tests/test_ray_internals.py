@@ -66,3 +66,27 @@ def test_the_token_warning_logger_exists_under_its_name():
     # the module logs through a logger of its own name (what cluster._Hold filters)
     assert any(isinstance(v, logging.Logger) and v.name == ray_internals.TOKEN_LOGGER
                for v in vars(module).values())
+
+
+def test_ray_init_installs_its_sigterm_handlers_through_one_function():
+    """keep_sigterm_handler replaces `ray._private.utils.set_sigterm_handler`; it works only as
+    long as ray.init (worker.py) and the node (node.py) install theirs through it."""
+    from ray._private import node, utils, worker
+
+    assert callable(utils.set_sigterm_handler)
+    for module in (worker, node):
+        assert "ray._private.utils.set_sigterm_handler(" in inspect.getsource(module), module
+    with ray_internals.keep_sigterm_handler():
+        assert utils.set_sigterm_handler(lambda s, f: None) is None
+        assert utils.set_sigterm_handler is not ray_internals  # patched, restored below
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        def mine(s, f):
+            pass
+
+        utils.set_sigterm_handler(mine)  # restored: the real one again
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)

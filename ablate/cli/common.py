@@ -8,6 +8,7 @@ from typing import Callable, Iterator, NoReturn
 
 import typer
 
+from ablate.orchestrate.signals import exit_code, terminate_as_interrupt, terminated
 from ablate.spec import Study, SpecError, load_study
 
 
@@ -68,14 +69,16 @@ def study_or_exit(path: str, sets: list[str] | None) -> Study:
 def run_errors(interrupted: Callable[[], str]) -> Iterator[None]:
     """A command that trains: a refused run (RunError, the study locked by another run) exits 2
     with its message, a full disk exits 1 with what to do, Ctrl-C exits 130 after printing
-    `interrupted()` (called then: it may count what the run left); anything else is a bug and
-    keeps its traceback."""
+    `interrupted()` (called then: it may count what the run left), SIGTERM likewise with 143
+    (orchestrate/signals.py; `exit_code` maps a command's own 130 the same way); anything else
+    is a bug and keeps its traceback."""
     from ablate.orchestrate.lock import StudyLocked
     from ablate.orchestrate.preflight import RunError, disk_full_message
     from ablate.results.atomic import is_disk_full
 
     try:
-        yield
+        with terminate_as_interrupt():
+            yield
     except (RunError, StudyLocked) as e:
         fail(f"error: {e}")
     except OSError as e:
@@ -83,5 +86,6 @@ def run_errors(interrupted: Callable[[], str]) -> Iterator[None]:
             raise
         fail(f"error: {disk_full_message(e)}", code=1)
     except KeyboardInterrupt:
-        typer.echo(interrupted(), err=True)
-        raise typer.Exit(130)
+        typer.echo(("SIGTERM: " if terminated() else "") + interrupted(), err=True)
+        raise typer.Exit(exit_code(130))
+

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from ablate.cli.common import (AddressOption, MlflowOption, SetOption, StorageOption,
-                               WandbOption, fail, results_option, run_errors, study_or_exit)
+                               WandbOption, exit_code, fail, results_option, run_errors,
+                               study_or_exit, terminated)
 from ablate.orchestrate.executor import Executor
 
 
@@ -49,8 +50,9 @@ def run(
     for tid, err in summary.failed.items():
         typer.echo(f"  FAILED {tid}: {err}", err=True)
     if summary.unfinished:
-        typer.echo("  " + interrupted_message(results, study.name, storage), err=True)
-    raise typer.Exit(summary.exit_code)
+        typer.echo("  " + ("SIGTERM: " if terminated() else "")
+                   + interrupted_message(results, study.name, storage), err=True)
+    raise typer.Exit(exit_code(summary.exit_code))
 
 
 def interrupted_message(results: str, study: str, storage: str | None) -> str:

@@ -7,7 +7,8 @@ import math
 import typer
 
 from ablate.cli.common import (AddressOption, MlflowOption, SetOption, StorageOption,
-                               WandbOption, fail, results_option, run_errors, study_or_exit)
+                               WandbOption, exit_code, fail, results_option, run_errors,
+                               study_or_exit)
 
 
 def search(
@@ -53,4 +54,4 @@ def search(
                    f"{summary.study_root}` shows them beside the variants")
     for tid, err in summary.failed.items():
         typer.echo(f"  FAILED {tid}: {err}", err=True)
-    raise typer.Exit(summary.exit_code)
+    raise typer.Exit(exit_code(summary.exit_code))

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import nullcontext
 import socket
 from dataclasses import dataclass
 
+from ablate.orchestrate import signals
 from ablate.orchestrate.preflight import RunError
-from ablate.orchestrate.ray_internals import (TOKEN_LOGGER, dashboard_installed, loopback_only,
-                                              token_auth_on)
+from ablate.orchestrate.ray_internals import (TOKEN_LOGGER, dashboard_installed,
+                                              keep_sigterm_handler, loopback_only, token_auth_on)
 from ablate.spec.config import ResourcesConfig
 
 
@@ -78,9 +80,11 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Cluster:
     token_log = logging.getLogger(TOKEN_LOGGER)
     token_log.addFilter(hold)
     try:
-        started, url = _init(ray, address, num_cpus)
+        with keep_sigterm_handler() if signals.installed() else nullcontext():
+            started, url = _init(ray, address, num_cpus)
     finally:
         token_log.removeFilter(hold)
+        signals.reinstall()  # ray.init replaced ablate's SIGTERM handler with its own
     res = ray.cluster_resources()
     return Cluster(address=address or "", cpus=res.get("CPU", 0.0), gpus=res.get("GPU", 0.0),
                    dashboard_url=url and (url if url.startswith("http") else f"http://{url}"),

@@ -11,6 +11,11 @@ fails loudly when a Ray upgrade moves or changes one of them.
 - `token_auth_on()` (ray._raylet.get_authentication_mode): whether this process's Ray uses
   token authentication (the dashboard then asks the browser for the token).
 - `TOKEN_LOGGER`: the logger of Ray's token-auth warning during `ray.init`.
+- `keep_sigterm_handler()` (ray._private.utils.set_sigterm_handler): `ray.init` installs two
+  SIGTERM handlers of its own (exit 15 at once; kill the node's processes, exit 1); while an
+  ablate command runs, SIGTERM must take the Ctrl-C path even in the middle of `ray.init`
+  (orchestrate/signals.py), so they are not installed then. The node's processes are still
+  killed at exit, by the atexit handler Ray registers beside them.
 
 Imports Ray when called, not when imported.
 """
@@ -48,6 +53,19 @@ def loopback_only():
         yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = before
+
+
+@contextmanager
+def keep_sigterm_handler():
+    """Inside: `ray.init` leaves the process's SIGTERM handler as it is."""
+    from ray._private import utils
+
+    before = utils.set_sigterm_handler
+    utils.set_sigterm_handler = lambda handler: None
+    try:
+        yield
+    finally:
+        utils.set_sigterm_handler = before
 
 
 def dashboard_installed() -> bool:
