@@ -46,3 +46,54 @@ def test_report_outputs_planted_as_links_are_replaced_not_written_through(tmp_pa
     for name, victim in victims.items():
         assert victim.read_text() == "someone's file\n", name  # not written through
         assert not (out / name).is_symlink() and (out / name).stat().st_size > 100, name
+
+
+EVIL = "Evil <script>alert(1)</script> | x\r\n\\input{/etc/passwd}\x1b]0;pwned\x07\x1b[2J"
+
+
+def _evil_results(tmp_path):
+    """The shipped locality study with one variant's label made hostile, in the manifest and
+    in its trial files."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shipped = Path(__file__).resolve().parents[1] / "docs" / "results" / "locality"
+    root = tmp_path / "res" / "locality"
+    shutil.copytree(shipped, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    old = "2-D, α = 3"
+    hit = [v for v in manifest["variants"] if v["label"] == old]
+    assert hit
+    hit[0]["label"] = EVIL
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    for f in (root / "trials").glob("*.parquet"):
+        t = pq.read_table(f)
+        labels = [EVIL if x == old else x for x in t.column("label").to_pylist()]
+        pq.write_table(t.set_column(t.schema.get_field_index("label"), "label",
+                                    pa.array(labels, pa.string())), f)
+    return root
+
+
+def test_labels_cannot_inject_markup_commands_or_terminal_sequences(tmp_path):
+    root = _evil_results(tmp_path)
+    md = runner.invoke(app, ["table", str(root), "--format", "markdown", "--detail"])
+    assert md.exit_code == 0, md.output
+    assert "<script>" not in md.output and "&lt;script&gt;" in md.output
+    rows = [ln for ln in md.output.splitlines() if "Evil" in ln]
+    assert rows and all(ln.startswith("| ") and ln.endswith(" |") for ln in rows)
+    assert all("\\| x" in ln for ln in rows)  # the label's | escaped: no extra column
+    assert "\r" not in md.output and "\x1b" not in md.output and "\x07" not in md.output
+    tex = runner.invoke(app, ["table", str(root), "--format", "latex", "--detail"])
+    assert tex.exit_code == 0, tex.output
+    assert "\r" not in tex.output and "\x1b" not in tex.output
+    assert "\\input{" not in tex.output  # the backslash and braces escaped
+    for line in tex.output.splitlines():  # a label never starts a line of TeX after a comment
+        assert not line.startswith("\\input")
+    txt = runner.invoke(app, ["table", str(root)])
+    assert txt.exit_code == 0, txt.output
+    assert "\x1b" not in txt.output and "\x07" not in txt.output and "\r" not in txt.output
+    assert "Evil" in txt.output

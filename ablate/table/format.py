@@ -26,6 +26,7 @@ import csv
 import io
 import json
 import sys
+import unicodedata
 
 from ablate.metrics.verdict import (
     HALLUCINATION_MIN_ENERGY_RATIO,
@@ -360,10 +361,17 @@ def rich_detail(t: Table):
     return rt
 
 
+def printable(s: str) -> str:
+    """`s` with every control character (newlines, carriage returns, ESC and the terminal
+    sequences it starts, …) made a space: text from a spec or a results folder never moves a
+    cursor, retitles a window or splits a row of whatever reads the output."""
+    return "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in str(s))
+
+
 def _rich_escape(s: str) -> str:
     from rich.markup import escape
 
-    return escape(s)
+    return escape(printable(s))
 
 
 def print_text(tables: list[Table], console=None, detail: bool = False) -> None:
@@ -433,8 +441,13 @@ def to_markdown(tables: list[Table], detail: bool = False) -> str:
     return "\n".join(out)
 
 
+_MD = {"\\": "\\\\", "|": "\\|", "*": "\\*", "`": "\\`", "<": "&lt;", ">": "&gt;"}
+
+
 def _md(s: str) -> str:
-    return s.replace("|", "\\|").replace("*", "\\*")
+    """Markdown table text: markup characters escaped, HTML made inert (&lt;script&gt;), one
+    line (`printable`)."""
+    return "".join(_MD.get(ch, ch) for ch in printable(s))
 
 
 def to_latex(tables: list[Table], detail: bool = False) -> str:
@@ -480,13 +493,14 @@ _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
 
 
 def _tex(s: str) -> str:
-    s = "".join(_TEX.get(ch, ch) for ch in s)
+    s = "".join(_TEX.get(ch, ch) for ch in printable(s))
     return (s.replace("±", "$\\pm$").replace("×", "$\\times$").replace("Δ", "$\\Delta$").replace(MISSING, "---")
             .replace("…", "\\ldots{}"))
 
 
 def _tex_comment(s: str) -> str:
-    return s.replace("\n", " ")
+    """One comment line: no \\n or \\r (either would end the comment and start TeX)."""
+    return printable(s)
 
 
 CSV_COLUMNS = (
