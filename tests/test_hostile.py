@@ -97,3 +97,28 @@ def test_labels_cannot_inject_markup_commands_or_terminal_sequences(tmp_path):
     assert txt.exit_code == 0, txt.output
     assert "\x1b" not in txt.output and "\x07" not in txt.output and "\r" not in txt.output
     assert "Evil" in txt.output
+
+
+def test_a_deeply_nested_manifest_and_a_fifo_trial_file_neither_crash_nor_hang(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = _evil_results(tmp_path)
+    (root / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    fifo = root / "trials" / "ffffffffffff.parquet"
+    os.mkfifo(fifo)
+    os.mkfifo(root / "history" / "ffffffffffff.parquet")
+    for args in (["table", str(root)], ["status", str(root)],
+                 ["report", str(root), "--out", str(tmp_path / "rep")]):
+        # a subprocess with a timeout: a hang fails the test instead of stopping the suite
+        r = subprocess.run([sys.executable, "-m", "ablate.cli.app", *args], capture_output=True,
+                           text=True, timeout=120)
+        out = r.stdout + r.stderr
+        assert "Traceback" not in out and "RecursionError:" not in out, (args, out)
+        assert r.returncode in (0, 2), (args, r.returncode, out)
+        named = out if args[0] != "report" else (tmp_path / "rep" / "index.html").read_text()
+        assert "manifest.json: cannot be read" in named, (args, out)  # the problem is named
+    r = subprocess.run([sys.executable, "-m", "ablate.cli.app", "table", str(root)],
+                       capture_output=True, text=True, timeout=120)
+    assert "ffffffffffff.parquet: not a regular file" in r.stdout + r.stderr

@@ -76,7 +76,7 @@ def running_markers(study_dir: StudyDir) -> dict[str, int]:
     for p in sorted(study_dir.running_dir.glob("*.json")):
         try:
             out[p.stem] = int(json.loads(p.read_text()).get("epoch") or 0)
-        except (OSError, ValueError, AttributeError, TypeError):
+        except (OSError, ValueError, AttributeError, TypeError, RecursionError):
             out[p.stem] = 0  # being rewritten: it exists, so the trial has started
     return out
 

@@ -64,7 +64,7 @@ def _plan(study_dir: StudyDir) -> dict | None:
         return None
     try:
         plan = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
         raise ManifestError(f"{path}: cannot be read ({e}); run the study again (`ablate run`) "
                             "to write a manifest.json") from None
     if not isinstance(plan, dict):

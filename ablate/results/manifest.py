@@ -146,7 +146,7 @@ def study_manifest(study_dir: StudyDir) -> Manifest | None:
     if path.is_file():
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
             raise ManifestError(f"{path}: cannot be read ({e}); run the study again "
                                 "(`ablate run`) to rewrite it") from None
         return Manifest.from_json(doc, str(path))

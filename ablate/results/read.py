@@ -280,6 +280,9 @@ def _artifact_ids(d: StudyDir) -> list[str]:
 
 def _read(path: Path, columns, required, s: StudyResults, kind: str) -> pa.Table | None:
     """One Parquet file (those of `columns` it has), or None — counted — if unusable."""
+    if not path.is_file():  # a FIFO or a device named like a result file would block a read
+        s.skip(kind, path, "not a regular file: not opened")
+        return None
     try:
         f = pq.ParquetFile(path, pre_buffer=False)
         t = f.read(columns=list(columns) if columns else None, use_threads=False)

@@ -82,7 +82,7 @@ def search_records(study_dir: StudyDir) -> dict[str, SearchRecord]:
     for path in sorted(folder.glob("*/search.json")) if folder.is_dir() else ():
         try:
             r = SearchRecord.from_json(json.loads(path.read_text()))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             continue
         out[r.name] = r
     return out
@@ -102,6 +102,8 @@ def _freeze(v):
 def _rows(study_dir: StudyDir):
     """(trial_id, rows) of every readable trial file that has a `search` column."""
     for f in sorted(study_dir.trials_dir.glob("*.parquet")):
+        if not f.is_file():  # a FIFO named like a trial file: never opened
+            continue
         try:
             pf = pq.ParquetFile(f, pre_buffer=False)
             if "search" not in pf.schema_arrow.names:
@@ -159,7 +161,7 @@ def read_confirm(study_dir: StudyDir) -> dict[str, tuple[str, int, str]]:
             for c in doc["configs"]:
                 for tid in c["trial_ids"]:
                     out[str(tid)] = (str(doc["search"]), int(c["rank"]), str(c["point"]))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             continue
     return out
 

@@ -36,6 +36,8 @@ class TrialFile:
 
 def read_trial_file(path: str | Path) -> TrialFile:
     path = Path(path)
+    if not path.is_file():  # a FIFO or a device named like a trial file would block a read
+        return TrialFile(path, "unreadable", reason="not a regular file: not opened")
     try:
         f = pq.ParquetFile(path, pre_buffer=False)
         try:
