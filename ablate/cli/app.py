@@ -13,6 +13,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # help text is plain text: "[search]" and "[0, 1]" are shown as written, not read as rich
+    # markup (which ate them)
+    rich_markup_mode=None,
 )
 
 

@@ -32,7 +32,15 @@ def run(
     interrupted ones.
 
     Exit 0 when every trial completed, 1 when some failed (listed), 2 on invalid input, 130
-    when stopped by Ctrl-C (running trials keep their checkpoints; run again to resume).
+    when stopped by Ctrl-C, 143 by SIGTERM (running trials keep their checkpoints; run again
+    to resume).
+
+    Examples:
+
+    \b
+      ablate run studies/smoke.toml         # seconds: checks an install
+      ablate run studies/quickstart.toml --variant no_jitter
+      ablate run study.toml --address auto --storage s3://bucket/ablate
     """
     from ablate.orchestrate.tracking import Tracking
     from ablate.orchestrate.run import run_study

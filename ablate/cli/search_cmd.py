@@ -30,7 +30,9 @@ def search(
     Every sampled configuration is a normal trial (trials/, history/) marked with the search;
     run it again to resume (finished configurations are never trained again). Exit 0 when the
     search has all its samples, 1 when some trials failed, 2 on invalid input, 130 when stopped
-    by Ctrl-C.
+    by Ctrl-C, 143 by SIGTERM.
+
+    Example: ablate search study.toml --confirm 3    # then re-run the best 3 with every seed
     """
     from ablate.orchestrate.search import run_search
     from ablate.orchestrate.tracking import Tracking

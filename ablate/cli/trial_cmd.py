@@ -25,7 +25,9 @@ def trial(
     images/, artifacts/); a failed trial writes a `status = failed` row with its error and
     exits 1. An interrupted trial resumes from its latest epoch checkpoint when run again.
     Exit 2 on invalid input (unknown variant or seed, bad device or data path), or when an
-    `ablate run` of the study is going on; 130 on Ctrl-C.
+    `ablate run` of the study is going on; 130 on Ctrl-C, 143 on SIGTERM.
+
+    Example: ablate trial studies/quickstart.toml --variant no_jitter --seed 0 --device cpu
     """
     from ablate.orchestrate.run import run_one
 
