@@ -5,6 +5,7 @@ SIGTERM forces the process out. Real subprocesses, real Ray."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -87,6 +88,7 @@ def test_sigterm_local_executor_mid_training_exits_143_and_says_what_resumes(tmp
     assert finish(proc) == 143, log.read_text()
     text = log.read_text()
     assert "SIGTERM: interrupted: 1 trial unfinished: 1 resumes from its checkpoint" in text, text
+    assert re.search(r"\(at epoch [2-9]\)", text), text  # the next epoch, not the saved one
     assert "Traceback" not in text
 
 

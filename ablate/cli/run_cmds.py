@@ -67,10 +67,16 @@ def interrupted_message(results: str, study: str, storage: str | None) -> str:
     """What a stopped run left, counted from the files: which trials resume from a
     checkpoint (and from which epoch), which start over."""
     from ablate.orchestrate.status import resume_points
+    from ablate.orchestrate.study_files import completed_ids
     from ablate.results.layout import StudyDir
 
-    points = resume_points(StudyDir.of(results, study), storage)
+    study_dir = StudyDir.of(results, study)
+    points = resume_points(study_dir, storage)
     if not points:
+        done = len(completed_ids(study_dir)) if study_dir.trials_dir.is_dir() else 0
+        if done:
+            return (f"interrupted between trials: none was in progress, {done} of the study's "
+                    "trials are completed; run the same command again to run the rest")
         return "interrupted before any trial started; run the same command again to start"
     resumable = sorted(ep for ep in points.values() if ep)
     over = len(points) - len(resumable)
@@ -78,7 +84,7 @@ def interrupted_message(results: str, study: str, storage: str | None) -> str:
     if resumable:
         parts.append(f"{len(resumable)} resume{'s' if len(resumable) == 1 else ''} from "
                      f"{'its checkpoint' if len(resumable) == 1 else 'their checkpoints'} "
-                     f"(epoch {', '.join(map(str, resumable))})")
+                     f"(at epoch {', '.join(str(ep + 1) for ep in resumable)})")
     if over:
         parts.append(f"{over} had no epoch done and start{'s' if over == 1 else ''} over")
     return (f"interrupted: {len(points)} trial{'s' if len(points) != 1 else ''} unfinished: "

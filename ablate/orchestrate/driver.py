@@ -235,8 +235,8 @@ def run_ray(pending: list[TrialConfig], study_dir: StudyDir, resources: Resource
     for cfg in pending:
         resume = previous.get(cfg.trial_id, [])
         if resume:
-            progress.note(f"resuming {cfg.variant} seed {cfg.seed} ({cfg.trial_id}) from epoch "
-                          f"{resume[0][0]}")
+            progress.note(f"resuming {cfg.variant} seed {cfg.seed} ({cfg.trial_id}) at epoch "
+                          f"{resume[0][0] + 1} (its checkpoint holds epoch {resume[0][0]})")
         jobs.append(job_of(cfg, device, study_dir.work_dir, [d for _, d in resume], store.uri))
     by_tid = {cfg.trial_id: cfg for cfg in pending}
     recorder = Recorder(lambda t: by_tid[t.config["job"]["trial"]["trial_id"]], study_dir,

@@ -182,7 +182,8 @@ def restore(setup: Setup, resume_from: str | Path | Sequence[str | Path] | None,
             raise TrialFailed(f"checkpoint in {directory} does not fit this code "
                               f"({type(e).__name__}: {str(e)[:200]}); delete that folder to "
                               "restart the trial from scratch") from None
-        log(f"resumed from epoch {restored.epoch} ({directory})")
+        log(f"resumed at epoch {restored.epoch + 1} from the checkpoint of epoch "
+            f"{restored.epoch} ({directory})")
         return restored
     return TrainingState()
 
