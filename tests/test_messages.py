@@ -16,3 +16,17 @@ def test_stopped_between_trials_says_so_not_before_any_trial(tmp_path):
     assert msg.startswith("interrupted between trials: none was in progress, 5 of the study's "
                           "trials are completed"), msg
     assert "before any trial started" in interrupted_message(str(tmp_path), "nothing", None)
+
+
+def test_latex_has_no_raw_greek_or_unicode_math():
+    from typer.testing import CliRunner
+
+    from ablate.cli.app import app
+
+    r = CliRunner().invoke(app, ["table", str(SHIPPED), "--study", "locality", "--format",
+                                 "latex", "--detail"])
+    assert r.exit_code == 0, r.output
+    body = "\n".join(ln for ln in r.output.splitlines() if not ln.startswith("%"))
+    assert "$\\alpha$ = 3" in body
+    for ch in "α±×Δσ≤≥−":
+        assert ch not in body, ch

@@ -494,8 +494,16 @@ _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
 
 def _tex(s: str) -> str:
     s = "".join(_TEX.get(ch, ch) for ch in printable(s))
-    return (s.replace("±", "$\\pm$").replace("×", "$\\times$").replace("Δ", "$\\Delta$").replace(MISSING, "---")
-            .replace("…", "\\ldots{}"))
+    s = s.replace(MISSING, "---").replace("…", "\\ldots{}")
+    return "".join(_TEX_SYMBOLS.get(ch, ch) for ch in s)
+
+
+# Non-ASCII symbols of labels and headers as LaTeX math: pdflatex without a Unicode setup
+# stops at a raw "α"
+_TEX_SYMBOLS = {"±": "$\\pm$", "×": "$\\times$", "Δ": "$\\Delta$", "α": "$\\alpha$",
+                "β": "$\\beta$", "γ": "$\\gamma$", "σ": "$\\sigma$", "ω": "$\\omega$",
+                "≤": "$\\leq$", "≥": "$\\geq$", "≈": "$\\approx$", "→": "$\\to$",
+                "−": "$-$", "²": "$^2$"}
 
 
 def _tex_comment(s: str) -> str:
