@@ -30,3 +30,17 @@ def test_latex_has_no_raw_greek_or_unicode_math():
     assert "$\\alpha$ = 3" in body
     for ch in "α±×Δσ≤≥−":
         assert ch not in body, ch
+
+
+def test_validate_checks_the_data_path_run_would_refuse(tmp_path):
+    from typer.testing import CliRunner
+
+    from ablate.cli.app import app
+    from conftest import write_tiny_study
+
+    study = write_tiny_study(tmp_path)
+    r = CliRunner().invoke(app, ["validate", str(study), "--set",
+                                 'data.source="folder:no_such_photos"'])
+    assert r.exit_code == 2, r.output
+    assert "no_such_photos" in r.output
+    assert CliRunner().invoke(app, ["validate", str(study)]).exit_code == 0

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from ablate.cli.common import SetOption, study_or_exit
+from ablate.cli.common import SetOption, fail, study_or_exit
 from ablate.spec import expand, trial_to_dict
 
 
@@ -15,8 +15,14 @@ def validate(
     sets: list[str] = SetOption,
 ) -> None:
     """Parse and validate a study; print a summary (exit 0) or every problem (exit 2)."""
+    from ablate.orchestrate.preflight import RunError, check_data
+
     study = study_or_exit(study_file, sets)
     trials = expand(study)
+    try:  # the data paths too: what `ablate run` would refuse, validate refuses
+        check_data(trials)
+    except RunError as e:
+        fail(f"{study.path}: {e}")
     grid = " × ".join(f"{axis} ({len(v)})" for axis, v in study.grid) or "none"
     typer.echo(f"{study.path}: ok")
     typer.echo(f"  study      {study.name}" + (f" — {study.study.description}"
