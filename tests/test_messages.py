@@ -44,3 +44,18 @@ def test_validate_checks_the_data_path_run_would_refuse(tmp_path):
     assert r.exit_code == 2, r.output
     assert "no_such_photos" in r.output
     assert CliRunner().invoke(app, ["validate", str(study)]).exit_code == 0
+
+
+def test_cpus_per_trial_below_rays_resolution_is_refused_by_validation(tmp_path):
+    from typer.testing import CliRunner
+
+    from ablate.cli.app import app
+    from conftest import write_tiny_study
+
+    study = write_tiny_study(tmp_path)
+    r = CliRunner().invoke(app, ["validate", str(study), "--set", "resources.cpus_per_trial=1e-9"])
+    assert r.exit_code == 2 and "resources.cpus_per_trial" in r.output, r.output
+    r = CliRunner().invoke(app, ["validate", str(study), "--set", "resources.gpus_per_trial=1e-6"])
+    assert r.exit_code == 2 and "resources.gpus_per_trial" in r.output, r.output
+    ok = CliRunner().invoke(app, ["validate", str(study), "--set", "resources.cpus_per_trial=0.5"])
+    assert ok.exit_code == 0, ok.output

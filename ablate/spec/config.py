@@ -255,7 +255,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ResourcesConfig:
-    cpus_per_trial: float = _f(1.0, gt=0.0)  # Ray CPUs reserved per trial
+    cpus_per_trial: float = _f(1.0, min=1e-4)  # Ray CPUs reserved per trial (Ray counts in 1e-4)
     gpus_per_trial: float | str = 0.0  # fraction of a GPU per trial (0.25 packs 4), or "auto"
     max_failures: int = _f(2, min=0)  # retries of a crashing trial before it is recorded failed
     max_concurrent: int = _f(0, min=0)  # cap on simultaneous trials (0 = as resources allow)

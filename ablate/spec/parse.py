@@ -176,6 +176,9 @@ def build_study(doc: dict, file: str = "<study>", overrides=()) -> C.Study:
         problems.add("resources.gpus_per_trial", f'expected a number ≥ 0 or "auto", got {gpus!r}')
     elif not isinstance(gpus, str) and gpus < 0:
         problems.add("resources.gpus_per_trial", f"must be ≥ 0, got {gpus}")
+    elif not isinstance(gpus, str) and 0 < gpus < 1e-4:
+        problems.add("resources.gpus_per_trial", f"must be 0 or ≥ 0.0001 (Ray counts resources "
+                     f"in steps of 1e-4), got {gpus}")
 
     variants = [dataclasses.replace(v, stage_epochs=_written_epochs(written, v.name))
                 for v in _variants(doc, sections, problems)]
