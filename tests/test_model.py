@@ -243,3 +243,22 @@ def test_param_groups_decay_only_weight_matrices():
     assert any("norm" in n and n.endswith(".weight") for n in quiet)
     for name in loud:
         assert name.endswith(".weight") and "norm" not in name, name
+
+
+def test_shifted_add_conv_equals_conv1d_with_gradients():
+    """Mamba._conv's CPU path (K shifted multiply-adds in the (B, L, D) layout) against
+    nn.Conv1d on the (B, D, L) layout, the reference: outputs and every gradient, float64."""
+    from ablate.model.mamba import Mamba
+
+    torch.manual_seed(0)
+    m = Mamba(dim=8, d_state=4, d_conv=4, expand=2).double()
+    x = torch.randn(3, 11, m.d_inner, dtype=torch.float64, requires_grad=True)
+    fast = m._conv(x)
+    ref = m.conv1d(rearrange(x, "b l d -> b d l"))[..., :11]
+    ref = rearrange(ref, "b d l -> b l d")
+    torch.testing.assert_close(fast, ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(fast)
+    grads_fast = torch.autograd.grad(fast, (x, m.conv1d.weight, m.conv1d.bias), g)
+    grads_ref = torch.autograd.grad(ref, (x, m.conv1d.weight, m.conv1d.bias), g)
+    for a, b in zip(grads_fast, grads_ref):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

@@ -74,19 +74,36 @@ class Mamba(nn.Module):
         self.A_log._no_weight_decay = True
         self.D._no_weight_decay = True
 
-    def forward(self, hidden: Tensor) -> Tensor:
-        L = hidden.shape[1]  # hidden: (B, L, dim)
-        xz = rearrange(self.in_proj(hidden), "b l d -> b d l")
-        x, z = xz.chunk(2, dim=1)  # (B, d_inner, L) each
-        x = F.silu(self.conv1d(x)[..., :L])  # causal: keep the first L outputs
+    def _conv(self, x: Tensor) -> Tensor:
+        """The causal depthwise conv1d over L, in the (B, L, D) layout (`self.conv1d`'s weights):
+        y_t = b + Σ_k w_k · x_{t−K+1+k}. On CPU as K shifted multiply-adds, which keeps the
+        layout the projections use (conv1d wants (B, D, L): two transposes per call); on other
+        devices through conv1d. `tests/test_model.py` compares the two."""
+        w, b = self.conv1d.weight[:, 0, :], self.conv1d.bias  # (D, K), (D,)
+        K, L = w.shape[1], x.shape[1]
+        if x.device.type != "cpu":
+            y = self.conv1d(rearrange(x, "b l d -> b d l"))[..., :L]
+            return rearrange(y, "b d l -> b l d")
+        xp = F.pad(x, (0, 0, K - 1, 0))  # (B, L + K − 1, D): zeros before the first step
+        y = torch.addcmul(b, xp[:, 0:L], w[:, 0])
+        for k in range(1, K):
+            y = torch.addcmul(y, xp[:, k:k + L], w[:, k])
+        return y
 
-        x_dbl = self.x_proj(rearrange(x, "b d l -> b l d"))  # (B, L, dt_rank + 2N)
+    def forward(self, hidden: Tensor) -> Tensor:
+        xz = self.in_proj(hidden)  # hidden (B, L, dim) -> (B, L, 2·d_inner)
+        x, z = xz.chunk(2, dim=-1)  # (B, L, d_inner) each
+        x = F.silu(self._conv(x))  # (B, L, d_inner), causal
+        z = rearrange(z, "b l d -> b d l")
+
+        x_dbl = self.x_proj(x)  # (B, L, dt_rank + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = rearrange(F.linear(dt, self.dt_proj.weight), "b l d -> b d l")  # bias: in the scan
-        B = rearrange(B, "b l n -> b n l").contiguous()  # (B, N, L)
-        C = rearrange(C, "b l n -> b n l").contiguous()
+        B = rearrange(B, "b l n -> b n l")  # (B, N, L), a view: the scan takes it as it is
+        C = rearrange(C, "b l n -> b n l")
         A = -torch.exp(self.A_log.float())  # (d_inner, N)
 
+        x = rearrange(x, "b l d -> b d l")  # a view: the scan reads (B, L, D) memory as is
         y = selective_scan(
             x, dt, A, B, C, self.D.float(), z=z,
             delta_bias=self.dt_proj.bias.float(), delta_softplus=True, backend=self.backend,

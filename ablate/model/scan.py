@@ -198,8 +198,12 @@ def _cols(x: Tensor) -> tuple[Tensor, ...]:
 
 
 def _swap_last(x: Tensor) -> Tensor:
-    """(B, P, Q) -> (B, Q, P), contiguous. On CPU one 2-D transpose per batch, which takes
-    torch's blocked-transpose path (~2× faster than a copy from a permuted 3-D view)."""
+    """(B, P, Q) -> (B, Q, P), contiguous. Free when `x` is already the transposed view of a
+    contiguous (B, Q, P) tensor (delta, B and C as the mixer makes them: `x_proj`'s output read
+    as (B, K, L)); otherwise on CPU one 2-D transpose per batch, which takes torch's
+    blocked-transpose path (~2× faster than a copy from a permuted 3-D view)."""
+    if x.mT.is_contiguous():
+        return x.mT
     if x.device.type != "cpu":
         return x.mT.contiguous()
     out = x.new_empty(x.shape[0], x.shape[2], x.shape[1])
@@ -218,9 +222,10 @@ def _steps(x: Tensor, T: int) -> Tensor:
 
 
 def _unsteps(x: Tensor, length: int) -> Tensor:
-    """(T, B, c, K) -> (B, K, L), contiguous unless padding is dropped."""
+    """(T, B, c, K) -> (B, K, L): the transposed view of a contiguous (B, L, K) tensor (no
+    second copy; the mixer reads y back as (B, L, K) for `out_proj`, where it is contiguous)."""
     x = rearrange(x, "t b c k -> b (c t) k").contiguous()
-    return _swap_last(x)[..., :length]
+    return x.mT[..., :length]
 
 
 class _ChunkedScan(torch.autograd.Function):
