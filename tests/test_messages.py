@@ -59,3 +59,14 @@ def test_cpus_per_trial_below_rays_resolution_is_refused_by_validation(tmp_path)
     assert r.exit_code == 2 and "resources.gpus_per_trial" in r.output, r.output
     ok = CliRunner().invoke(app, ["validate", str(study), "--set", "resources.cpus_per_trial=0.5"])
     assert ok.exit_code == 0, ok.output
+
+
+def test_a_set_with_a_line_break_is_refused_not_cut(tmp_path):
+    from typer.testing import CliRunner
+
+    from ablate.cli.app import app
+    from conftest import write_tiny_study
+
+    study = write_tiny_study(tmp_path)
+    r = CliRunner().invoke(app, ["validate", str(study), "--set", "train.epochs=2\ntrain.lr=5"])
+    assert r.exit_code == 2 and "one line only" in r.output, r.output

@@ -93,6 +93,8 @@ def parse_set(item: str) -> tuple[list[str], Any]:
     is not TOML (e.g. name=demo) is taken as a string."""
     if "=" not in item:
         raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=2")
+    if any(ch in item for ch in "\n\r\x00"):  # TOML would read the first line, drop the rest
+        raise ValueError(f"--set {item!r}: one line only (it holds a line break)")
     key, value = item.split("=", 1)
     key = key.strip()
     parts = key.split(".")
