@@ -122,3 +122,37 @@ def test_a_deeply_nested_manifest_and_a_fifo_trial_file_neither_crash_nor_hang(t
     r = subprocess.run([sys.executable, "-m", "ablate.cli.app", "table", str(root)],
                        capture_output=True, text=True, timeout=120)
     assert "ffffffffffff.parquet: not a regular file" in r.stdout + r.stderr
+
+
+def test_a_copied_trial_file_and_impossible_rows_are_not_counted(tmp_path):
+    import json
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = _evil_results(tmp_path)
+    trials = sorted((root / "trials").glob("*.parquet"))
+    before = runner.invoke(app, ["table", str(root), "--format", "json"])
+    assert before.exit_code == 0, before.output
+    shutil.copy(trials[0], root / "trials" / "aaaaaaaaaaaa.parquet")  # the same trial again
+    t = pq.read_table(trials[1])
+    bad = t.set_column(t.schema.get_field_index("seed"), "seed",
+                       pa.array([-1] * t.num_rows, t.schema.field("seed").type))
+    bad = bad.set_column(bad.schema.get_field_index("trial_id"), "trial_id",
+                         pa.array(["bbbbbbbbbbbb"] * t.num_rows))
+    pq.write_table(bad, root / "trials" / "bbbbbbbbbbbb.parquet")
+    res = t.column("resolution").to_pylist()
+    huge = t.set_column(t.schema.get_field_index("resolution"), "resolution",
+                        pa.array([10**12] + res[1:], t.schema.field("resolution").type))
+    huge = huge.set_column(huge.schema.get_field_index("trial_id"), "trial_id",
+                           pa.array(["cccccccccccc"] * t.num_rows))
+    pq.write_table(huge, root / "trials" / "cccccccccccc.parquet")
+    after = runner.invoke(app, ["table", str(root), "--format", "json"])
+    assert after.exit_code == 0, after.output
+    # the same table: verdict counts "1/1", not "2/1"; the bad files skipped
+    assert (json.loads(after.stdout)["studies"][0]["rows"]
+            == json.loads(before.stdout)["studies"][0]["rows"])
+    text = runner.invoke(app, ["table", str(root)]).output
+    assert "repeats trial" in text and "seed that is not a whole number" in text, text
+    assert "a resolution outside" in text, text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ablate.results.read import load_results
@@ -22,7 +23,9 @@ def test_files_without_the_node_column_still_read_with_it_empty(tmp_path):
 
     trials = tmp_path / "res" / "tiny" / "trials"
     write_rows(trials / "new.parquet", rows, TRIAL_COLUMNS)
-    old = pq.read_table(trials / "new.parquet").drop_columns(["node"])  # an older file
+    old = pq.read_table(trials / "new.parquet").drop_columns(["node"])  # an older file,
+    i = old.schema.get_field_index("trial_id")  # of another trial (a copy of one trial's file
+    old = old.set_column(i, "trial_id", pa.array(["0123456789ab"] * old.num_rows))  # counts once)
     pq.write_table(old, trials / "old.parquet")
     (study,) = load_results(tmp_path / "res")
     assert sorted(study.columns()["node"]) == ["", "", platform.node(), platform.node()]

@@ -236,13 +236,18 @@ def load_study(root: str | Path, columns: tuple[str, ...] | None = TABLE_COLUMNS
         s.manifest_problem = str(e)
     paths = _paths(d.trials_dir, None)
     s.files = len(paths)
-    tables = []
+    tables, seen = [], {}
     for p in paths:
         f = read_trial_file(p)  # the whole file, by the rule `ablate run` skips trials by
         if f.state == "unreadable":
             s.skip("trials", p, f.reason)
             continue
         t = f.table
+        tid = (t.column("trial_id")[0].as_py() if "trial_id" in t.column_names else p.stem)
+        if tid in seen:  # a copy of a trial's file under another name: counted once
+            s.skip("trials", p, f"repeats trial {tid} of {seen[tid]}")
+            continue
+        seen[tid] = p.name
         if columns:
             t = t.select([c for c in columns if c in t.column_names])
         if "trial_id" not in t.column_names:

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 # Without these a trial row means nothing: a file lacking one is unreadable.
 REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "seed", "status", "resolution")
+MAX_RESOLUTION = 8192  # no study evaluates above this; a larger one is not a trial's row
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,14 @@ def read_trial_file(path: str | Path) -> TrialFile:
         return TrialFile(path, "unreadable", reason=f"missing columns {lacking}")
     if not t.num_rows:
         return TrialFile(path, "unreadable", reason="no rows")
+    resolutions = t.column("resolution").to_pylist()
+    seeds = t.column("seed").to_pylist()
+    if len(set(resolutions)) != len(resolutions):  # one row per eval resolution, no more
+        return TrialFile(path, "unreadable", reason="rows repeat a resolution")
+    if any(not isinstance(r, int) or not 1 <= r <= MAX_RESOLUTION for r in resolutions):
+        return TrialFile(path, "unreadable", reason=f"a resolution outside 1…{MAX_RESOLUTION}")
+    if any(not isinstance(x, int) or x < 0 for x in seeds):
+        return TrialFile(path, "unreadable", reason="a seed that is not a whole number ≥ 0")
     statuses = [str(s or "").strip().lower() for s in t.column("status").to_pylist()]
     if all(s == "completed" for s in statuses):
         state = "completed"
