@@ -363,7 +363,7 @@ def test_running_from_its_start_then_ctrl_c_leaves_trials_interrupted(tmp_path, 
     assert any(points.values()), points
     resumable = sorted(ep for ep in points.values() if ep)
     assert f"{len(resumable)} resume" in text and \
-        f"(epoch {', '.join(map(str, resumable))})" in text, text
+        f"(at epoch {', '.join(str(ep + 1) for ep in resumable)})" in text, text  # the next
     assert not list(root.trials_dir.glob("*.parquet"))  # nothing recorded as failed
     r = runner.invoke(app, ["status", str(root.root)])
     assert r.exit_code == 0, r.output
