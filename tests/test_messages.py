@@ -70,3 +70,21 @@ def test_a_set_with_a_line_break_is_refused_not_cut(tmp_path):
     study = write_tiny_study(tmp_path)
     r = CliRunner().invoke(app, ["validate", str(study), "--set", "train.epochs=2\ntrain.lr=5"])
     assert r.exit_code == 2 and "one line only" in r.output, r.output
+
+
+def test_a_refused_run_leaves_no_folder_behind(tmp_path):
+    from typer.testing import CliRunner
+
+    from ablate.cli.app import app
+    from conftest import write_tiny_study
+
+    study = write_tiny_study(tmp_path)
+    res = tmp_path / "fresh" / "results"
+    r = CliRunner().invoke(app, ["run", str(study), "--results", str(res), "--executor", "local",
+                                 "--set", 'data.source="folder:no_such_photos"'])
+    assert r.exit_code == 2 and "no_such_photos" in r.output, r.output
+    assert not (tmp_path / "fresh").exists()  # neither the study folder nor its lock
+    r = CliRunner().invoke(app, ["trial", str(study), "--variant", "plain", "--seed", "0",
+                                 "--results", str(res), "--set",
+                                 'data.source="folder:no_such_photos"'])
+    assert r.exit_code == 2 and not (tmp_path / "fresh").exists(), r.output

@@ -6,13 +6,37 @@ the data paths the trials will read and the device asked for.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
+from ablate.results.layout import LOCK
 from ablate.spec.config import TrialConfig
 
 
 class RunError(RuntimeError):
     """Bad input or an environment problem found before any trial ran (exit 2)."""
+
+
+@contextmanager
+def refused_leaves_nothing(root: Path):
+    """Around a command's checks and its study lock: a command refused with RunError before it
+    wrote anything leaves the results folder as it found it — the folders it made for the study
+    and the lock file it created are removed again (a folder that holds anything else stays)."""
+    root = Path(root)
+    made = [p for p in (root, *root.parents) if not p.exists()]  # deepest first
+    try:
+        yield
+    except RunError:
+        if made:
+            lock = root / LOCK
+            if lock.is_file() and not lock.is_symlink() and lock.stat().st_size == 0:
+                lock.unlink(missing_ok=True)
+            for p in made:
+                try:
+                    p.rmdir()  # only when empty
+                except OSError:
+                    break
+        raise
 
 
 def check_results(root: Path, option: str = "--results") -> None:

@@ -19,7 +19,8 @@ from typing import Callable
 
 from ablate.orchestrate.executor import Executor
 from ablate.orchestrate.lock import StudyLock
-from ablate.orchestrate.preflight import RunError, check_data, check_device, check_results
+from ablate.orchestrate.preflight import (RunError, check_data, check_device, check_results,
+                                          refused_leaves_nothing)
 from ablate.orchestrate.progress import Progress
 from ablate.orchestrate.study_files import clear_stale, completed_ids
 from ablate.results.atomic import atomic_copy
@@ -79,54 +80,56 @@ def run_study(study: Study, results: str | Path = "results", *,
             raise RunError("--mlflow / --wandb log through Ray Tune's callbacks: drop "
                            "--executor local")
         tracking.check()
-    check_results(study_dir.root)
-    with StudyLock(study_dir):
-        done = completed_ids(study_dir)
-        pending = [t for t in trials if t.trial_id not in done]
-        # every check before anything is written: a refused run leaves the study as it was
-        check_data(pending)
-        cluster, trial_res, notes = None, None, []
-        if executor is Executor.ray and pending:
-            from ablate.orchestrate.cluster import connect, trial_resources  # Ray: when used
-            from ablate.orchestrate.driver import check_storage
+    with refused_leaves_nothing(study_dir.root):  # a refusal leaves no folder behind
+        check_results(study_dir.root)
+        with StudyLock(study_dir):
+            done = completed_ids(study_dir)
+            pending = [t for t in trials if t.trial_id not in done]
+            # every check before anything is written: a refused run leaves the study as it was
+            check_data(pending)
+            cluster, trial_res, notes = None, None, []
+            if executor is Executor.ray and pending:
+                from ablate.orchestrate.cluster import connect, trial_resources  # Ray: when used
+                from ablate.orchestrate.driver import check_storage
 
-            check_storage(storage, study_dir.ray_storage)
-            cluster = connect(address)
-            trial_res = trial_resources(study.resources, cluster, notes.append)
-        start_study(study_dir, study, all_trials)  # the manifest lists the whole study
-        summary = RunSummary(study_root=study_dir.root, total=len(trials),
-                             skipped=len(trials) - len(pending))
-        with Progress(total=len(pending), skipped=summary.skipped, stream=progress_stream,
-                      live=live, trials=pending) as progress:
-            only = (f" of variant{'s' if len(set(variants)) > 1 else ''} "
-                    f"{', '.join(dict.fromkeys(variants))} (of {len(all_trials)} in the study)"
-                    if variants else "")
-            progress.note(f"{study.name}: {len(trials)} trials{only}, {summary.skipped} already "
-                          f"completed, {len(pending)} to run ({executor.value}) → {study_dir.root}")
-            if not pending:
-                return summary
-            if executor is Executor.local:
-                from ablate.orchestrate.local import run_local
+                check_storage(storage, study_dir.ray_storage)
+                cluster = connect(address)
+                trial_res = trial_resources(study.resources, cluster, notes.append)
+            start_study(study_dir, study, all_trials)  # the manifest lists the whole study
+            summary = RunSummary(study_root=study_dir.root, total=len(trials),
+                                 skipped=len(trials) - len(pending))
+            with Progress(total=len(pending), skipped=summary.skipped, stream=progress_stream,
+                          live=live, trials=pending) as progress:
+                only = (f" of variant{'s' if len(set(variants)) > 1 else ''} "
+                        f"{', '.join(dict.fromkeys(variants))} (of {len(all_trials)} in the study)"
+                        if variants else "")
+                progress.note(f"{study.name}: {len(trials)} trials{only}, {summary.skipped} "
+                              f"already completed, {len(pending)} to run ({executor.value}) → "
+                              f"{study_dir.root}")
+                if not pending:
+                    return summary
+                if executor is Executor.local:
+                    from ablate.orchestrate.local import run_local
 
-                summary.failed = run_local(pending, study_dir, progress, device=device)
-            else:
-                from ablate.orchestrate.cluster import dashboard_line
-                from ablate.orchestrate.driver import run_ray
+                    summary.failed = run_local(pending, study_dir, progress, device=device)
+                else:
+                    from ablate.orchestrate.cluster import dashboard_line
+                    from ablate.orchestrate.driver import run_ray
 
-                if on_connect:
-                    on_connect(cluster)
-                progress.note(dashboard_line(cluster))
-                for note in notes:
-                    progress.note(note)
-                summary.failed, _ = run_ray(pending, study_dir, study.resources, cluster,
-                                            progress, storage=storage,
-                                            max_concurrent=max_concurrent, trial_res=trial_res,
-                                            tracking=tracking)
-            finished = completed_ids(study_dir)
-        summary.completed = [t.trial_id for t in pending if t.trial_id in finished]
-        summary.unfinished = [t.trial_id for t in pending
-                              if t.trial_id not in finished and t.trial_id not in summary.failed]
-        return summary
+                    if on_connect:
+                        on_connect(cluster)
+                    progress.note(dashboard_line(cluster))
+                    for note in notes:
+                        progress.note(note)
+                    summary.failed, _ = run_ray(pending, study_dir, study.resources, cluster,
+                                                progress, storage=storage,
+                                                max_concurrent=max_concurrent, trial_res=trial_res,
+                                                tracking=tracking)
+                finished = completed_ids(study_dir)
+            summary.completed = [t.trial_id for t in pending if t.trial_id in finished]
+            summary.unfinished = [t.trial_id for t in pending if t.trial_id not in finished
+                                  and t.trial_id not in summary.failed]
+            return summary
 
 
 def select_variants(study: Study, names) -> set[str]:
@@ -190,16 +193,17 @@ def run_one(study: Study, variant: str, seed: int, *, results: str | Path = "res
     check_device(device)
     check_data([cfg])
     study_dir = StudyDir.of(results, study.name)
-    check_results(study_dir.root)
-    with StudyLock(study_dir):  # not beside an `ablate run` of the same study
-        start_study(study_dir, study, expand(study))
-        mark_running(study_dir, cfg)
-        on_start(cfg, study_dir)
+    with refused_leaves_nothing(study_dir.root):  # a refusal leaves no folder behind
+        check_results(study_dir.root)
+        with StudyLock(study_dir):  # not beside an `ablate run` of the same study
+            start_study(study_dir, study, expand(study))
+            mark_running(study_dir, cfg)
+            on_start(cfg, study_dir)
 
-        def epoch_done(report, saved):
-            mark_running(study_dir, cfg, report.epoch)
-            if on_epoch is not None:
-                on_epoch(report, saved)
+            def epoch_done(report, saved):
+                mark_running(study_dir, cfg, report.epoch)
+                if on_epoch is not None:
+                    on_epoch(report, saved)
 
-        ok, rows = record_trial(cfg, study_dir, device=device, on_epoch=epoch_done, log=log)
-    return TrialRun(cfg, study_dir, ok, rows)
+            ok, rows = record_trial(cfg, study_dir, device=device, on_epoch=epoch_done, log=log)
+        return TrialRun(cfg, study_dir, ok, rows)

@@ -44,7 +44,8 @@ from ablate.orchestrate.cluster import connect, trial_resources
 from ablate.orchestrate.driver import (Recorder, check_storage, experiment, experiment_name,
                                        fit_quietly, run_ray)
 from ablate.orchestrate.lock import StudyLock
-from ablate.orchestrate.preflight import RunError, check_data, check_results
+from ablate.orchestrate.preflight import (RunError, check_data, check_results,
+                                          refused_leaves_nothing)
 from ablate.orchestrate.progress import Progress
 from ablate.orchestrate.storage import Storage, resolve_storage
 from ablate.orchestrate.tracking import Tracking
@@ -248,50 +249,51 @@ def run_search(study: Study, results: str | Path = "results", *, address: str | 
     study_dir = StudyDir.of(results, study.name)
     if tracking is not None and (tracking.mlflow or tracking.wandb):
         tracking.check()
-    check_results(study_dir.root)
-    with StudyLock(study_dir):
-        finished = [t for t in search_trials(study_dir, search)]
-        summary = SearchSummary(study_dir.root, search.name, search.num_samples, len(finished))
-        remaining = max(0, search.num_samples - len(finished))
-        # every check before anything is written: a refused search leaves the study as it was
-        cluster = None
-        check_storage(storage, study_dir.ray_storage)
-        if remaining:
-            check_data([sampled_trial(study, search, _first_point(search))])
-            cluster = connect(address)
-            trial_resources(study.resources, cluster, lambda note: None)
-        start_study(study_dir, study, expand(study))
-        write_record(study_dir, record_of(search))
-        with Progress(total=remaining, skipped=len(finished), stream=progress_stream,
-                      live=live) as progress:
-            progress.note(f"{study.name}: search {search.name!r} ({search.algorithm}, "
-                          f"{search.metric} at {search.resolution}, {search.mode}), "
-                          f"{len(finished)}/{search.num_samples} sampled trials finished, "
-                          f"{remaining} to run → {study_dir.root}")
+    with refused_leaves_nothing(study_dir.root):  # a refusal leaves no folder behind
+        check_results(study_dir.root)
+        with StudyLock(study_dir):
+            finished = [t for t in search_trials(study_dir, search)]
+            summary = SearchSummary(study_dir.root, search.name, search.num_samples, len(finished))
+            remaining = max(0, search.num_samples - len(finished))
+            # every check before anything is written: a refused search leaves the study as it was
+            cluster = None
+            check_storage(storage, study_dir.ray_storage)
             if remaining:
-                summary.ran, summary.failed, summary.interrupted = _tune(
-                    study, search, study_dir, cluster, progress, finished, remaining,
-                    storage=storage, tracking=tracking)
-            summary.trials = rank(search, search_trials(study_dir, search))
-            if confirm and not summary.interrupted:
-                best = [t for t in summary.trials if t.status == "completed"
-                        and not math.isnan(t.value)][:confirm]
-                trials = confirm_trials(study, search, best)
-                write_confirm(study_dir, search, best, trials)
-                from ablate.orchestrate.study_files import completed_ids
+                check_data([sampled_trial(study, search, _first_point(search))])
+                cluster = connect(address)
+                trial_resources(study.resources, cluster, lambda note: None)
+            start_study(study_dir, study, expand(study))
+            write_record(study_dir, record_of(search))
+            with Progress(total=remaining, skipped=len(finished), stream=progress_stream,
+                          live=live) as progress:
+                progress.note(f"{study.name}: search {search.name!r} ({search.algorithm}, "
+                              f"{search.metric} at {search.resolution}, {search.mode}), "
+                              f"{len(finished)}/{search.num_samples} sampled trials finished, "
+                              f"{remaining} to run → {study_dir.root}")
+                if remaining:
+                    summary.ran, summary.failed, summary.interrupted = _tune(
+                        study, search, study_dir, cluster, progress, finished, remaining,
+                        storage=storage, tracking=tracking)
+                summary.trials = rank(search, search_trials(study_dir, search))
+                if confirm and not summary.interrupted:
+                    best = [t for t in summary.trials if t.status == "completed"
+                            and not math.isnan(t.value)][:confirm]
+                    trials = confirm_trials(study, search, best)
+                    write_confirm(study_dir, search, best, trials)
+                    from ablate.orchestrate.study_files import completed_ids
 
-                done = completed_ids(study_dir)
-                pending = [t for t in trials if t.trial_id not in done]
-                progress.note(f"confirm: the best {len(best)} configuration(s) × "
-                              f"{len(study.study.seeds)} seeds: {len(trials) - len(pending)} "
-                              f"done, {len(pending)} to run")
-                if pending:
-                    cluster = cluster or connect(address)
-                    failed, _ = run_ray(pending, study_dir, study.resources, cluster, progress,
-                                        storage=storage, tracking=tracking)
-                    summary.failed.update(failed)
-                summary.confirmed = [t.trial_id for t in trials]
-    return summary
+                    done = completed_ids(study_dir)
+                    pending = [t for t in trials if t.trial_id not in done]
+                    progress.note(f"confirm: the best {len(best)} configuration(s) × "
+                                  f"{len(study.study.seeds)} seeds: {len(trials) - len(pending)} "
+                                  f"done, {len(pending)} to run")
+                    if pending:
+                        cluster = cluster or connect(address)
+                        failed, _ = run_ray(pending, study_dir, study.resources, cluster, progress,
+                                            storage=storage, tracking=tracking)
+                        summary.failed.update(failed)
+                    summary.confirmed = [t.trial_id for t in trials]
+        return summary
 
 
 def record_of(search: SearchConfig) -> SearchRecord:
