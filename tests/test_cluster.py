@@ -218,11 +218,16 @@ def test_s3_storage_resumes_from_the_store_after_the_driver_is_killed(cluster, t
     assert not (root / "ray").exists()
 
 
+EPOCHS_NODEFAIL = 80
+
+
 def test_worker_node_killed_mid_trial_is_retried_on_the_head_from_its_checkpoint(cluster,
                                                                                  tmp_path):
-    # enough epochs that the trial is still running when its node dies (an epoch of the tiny
-    # model takes ~0.5 s on a quiet machine: with 8 it could finish before the kill lands)
-    study = write_tiny_study(tmp_path, name="nodefail", seeds=(0,), epochs=24, max_failures=2)
+    # enough epochs that the trial is still running when its node dies: an epoch of the tiny
+    # model takes ~0.2 s on a quiet machine since the CPU speed-up, and with 24 a trial ended
+    # between the victim's pick and the kill once (a fresh-clone run, 2026-12-05)
+    study = write_tiny_study(tmp_path, name="nodefail", seeds=(0,), epochs=EPOCHS_NODEFAIL,
+                             max_failures=2)
     out = tmp_path / "res"
     root = out / "nodefail"
     log = tmp_path / "run.log"
@@ -257,7 +262,7 @@ def test_worker_node_killed_mid_trial_is_retried_on_the_head_from_its_checkpoint
     assert set(rows["status"]) == {"completed"}
     assert set(rows["node"]) == {cluster.labels["head"]}  # finished on the node left
     hist = pd.read_parquet(root / "history" / f"{tid}.parquet")
-    assert list(hist["epoch"]) == list(range(1, 25))
+    assert list(hist["epoch"]) == list(range(1, EPOCHS_NODEFAIL + 1))
     first = hist[hist["resumed"]]["epoch"].tolist()
     assert len(first) == 1, hist
     # resumed from the checkpoint of an epoch at least as late as the one seen done before

@@ -78,7 +78,7 @@ def finish(proc: subprocess.Popen, timeout: float = 120) -> int:
 
 
 def test_sigterm_local_executor_mid_training_exits_143_and_says_what_resumes(tmp_path):
-    study = write_tiny_study(tmp_path, seeds=(0,), epochs=8)
+    study = write_tiny_study(tmp_path, seeds=(0,), epochs=40)  # still training at the signal
     res, log = tmp_path / "res", tmp_path / "run.log"
     proc = start(["run", str(study), "--results", str(res), "--executor", "local",
                   "--device", "cpu", "--variant", "plain"], log)
@@ -93,7 +93,7 @@ def test_sigterm_local_executor_mid_training_exits_143_and_says_what_resumes(tmp
 
 
 def test_sigterm_ray_run_on_a_cluster_stops_trials_and_exits_143(tmp_path, ray_address):
-    study = write_tiny_study(tmp_path, seeds=(0,), epochs=8)
+    study = write_tiny_study(tmp_path, seeds=(0,), epochs=40)  # still training at the signal
     res, log = tmp_path / "res", tmp_path / "run.log"
     proc = start(["run", str(study), "--results", str(res), "--address", ray_address,
                   "--variant", "plain"], log)
