@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from ablate.spec import config as C
+from ablate.spec.config import SECTIONS, TRIAL_SECTIONS
 from ablate.spec.convert import Problems, convert, describe, join, suggest
 from ablate.spec.names import RULE, valid_name
 
-SECTIONS, TRIAL_SECTIONS = C.SECTIONS, C.TRIAL_SECTIONS
 TOP_KEYS = [*SECTIONS, "grid", "variant", "search"]
 # variant / grid shorthands → (section, key)
 AXES = {

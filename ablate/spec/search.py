@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from typing import Literal, get_origin
 
 from ablate.spec import config as C
+from ablate.spec.config import SECTIONS, TRIAL_SECTIONS
 from ablate.spec.convert import (Problems, convert, convert_value, describe, hints, join,
                                  suggest)
 from ablate.spec.ids import freeze, make_trial_id
 
 DOMAIN_KINDS = ("choice", "uniform", "loguniform", "int")
-TRIAL_SECTIONS, SECTIONS = C.TRIAL_SECTIONS, C.SECTIONS
 SPACE_PATH = "search.space"
 
 
