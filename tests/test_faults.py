@@ -102,7 +102,10 @@ def test_full_disk_under_ray_is_one_error_not_failed_trials(tmp_path, tmpfs, ray
     exception: it must come back as DiskFull (it once failed to unpickle and every trial was
     recorded as failed with a TypeError), end the run with exit 1, and a re-run completes."""
     study = write_tiny_study(tmp_path, name="fullray", seeds=(0,), epochs=2)
-    disk = tmpfs("2m")
+    # 8 MB, filled but for 200 kB: the first run meets ENOSPC; the re-run needs ~1.6 MB at its
+    # peak (Tune holds a trial's old and new checkpoint at once), which a 2 MB disk only just
+    # held — a CI run ran out of it on the re-run
+    disk = tmpfs("8m")
     filler = fill(disk, 200 * 1024)
     out = disk / "res"
     args = ["run", str(study), "--results", str(out), "--address", ray_address]
