@@ -4,7 +4,7 @@
                                                [--dir DIR] [--repeat 3]
 
 Writes the study (one Parquet file per trial, one row per eval resolution, exactly per
-``ablate.results.schema``: 20 variants × 4 grid points × as many seeds as it takes, the last
+``ablate.schema``: 20 variants × 4 grid points × as many seeds as it takes, the last
 seeds left unfinished like a running study), then times
 
 1. in-process: read + build + render the text table (imports already paid), and

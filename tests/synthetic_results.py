@@ -1,5 +1,5 @@
 """Synthetic result directories, written exactly per the result contract: the column tables of
-``ablate.results.schema`` (names and Arrow types), the paths of ``ablate.results.layout`` and
+``ablate.schema`` (names and Arrow types), the paths of ``ablate.results.layout`` and
 the study's ``manifest.json`` (``ablate.results.manifest``).
 
 The table and the report are built from the result contract alone, so their tests (and the
@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from ablate.results.layout import PREDICTIONS_FILE, SPECTRA_FILE, StudyDir
 from ablate.results.manifest import Manifest, PlannedTrial, PlannedVariant, write_manifest
-from ablate.results.schema import HISTORY_COLUMNS, IMAGE_COLUMNS, SPECTRA_COLUMNS, TRIAL_COLUMNS
+from ablate.schema import HISTORY_COLUMNS, IMAGE_COLUMNS, SPECTRA_COLUMNS, TRIAL_COLUMNS
 
 # Bicubic of the same 32×32 inputs: identical for every variant and seed (per resolution).
 BICUBIC_PSNR = {64: 27.0, 96: 25.6, 128: 24.5}

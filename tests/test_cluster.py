@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ablate.cli.app import app
-from ablate.results.schema import HISTORY_COLUMNS, IMAGE_COLUMNS, TRIAL_COLUMNS
+from ablate.schema import HISTORY_COLUMNS, IMAGE_COLUMNS, TRIAL_COLUMNS
 from ablate.spec import expand, load_study
 
 from conftest import write_tiny_study

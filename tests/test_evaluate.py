@@ -15,7 +15,7 @@ from ablate.imaging import bicubic_upsample, downsample
 from ablate.metrics.evaluate import evaluate
 from ablate.metrics.image import psnr
 from ablate.metrics.verdict import lr_floor, margin_lower_bound
-from ablate.results.schema import METRIC_KEYS, SPECTRA_COLUMNS, TRIAL_COLUMNS
+from ablate.schema import METRIC_KEYS, SPECTRA_COLUMNS, TRIAL_COLUMNS
 from ablate.results.write import write_artifacts
 
 CFG_KW = dict(
@@ -239,7 +239,7 @@ def test_cuda_matches_cpu():
 def test_per_image_rows_average_to_the_trial_row(setup):
     cfg, test = setup
     res = evaluate(oracle(test, noise=0.05), test, cfg)
-    from ablate.results.schema import IMAGE_COLUMNS
+    from ablate.schema import IMAGE_COLUMNS
 
     assert len(res.images) == 3 * len(test)  # every resolution × held-out crop
     assert all(set(row) == set(IMAGE_COLUMNS) - {"trial_id"} for row in res.images)

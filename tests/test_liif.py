@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from ablate.cli.app import app
 from ablate.data.coords import make_coord
 from ablate.model import LIIF, build_model
-from ablate.results.schema import TRIAL_COLUMNS
+from ablate.schema import TRIAL_COLUMNS
 from ablate.spec import SpecError, expand, load_study, trial_from_dict
 from ablate.spec.config import LiifConfig, ModelConfig
 from ablate.spec.footprint import liif_parameters

@@ -18,7 +18,7 @@ def test_files_without_the_node_column_still_read_with_it_empty(tmp_path):
     cfg = expand(load_study(write_tiny_study(tmp_path)))[0]
     rows = failure_rows(cfg, "boom", device="cpu", node=platform.node())
     assert {r["node"] for r in rows} == {platform.node()}
-    from ablate.results.schema import TRIAL_COLUMNS
+    from ablate.schema import TRIAL_COLUMNS
     from ablate.results.write import write_rows
 
     trials = tmp_path / "res" / "tiny" / "trials"

@@ -16,10 +16,9 @@ from typer.testing import CliRunner
 from ablate.cli.app import app
 from ablate.results.commit import commit, stage
 from ablate.results.layout import StudyDir
-from ablate.results.manifest import (FORMAT, Manifest, ManifestError, study_manifest,
-                                     write_manifest)
-from ablate.results.read import TABLE_COLUMNS, load_results
-from ablate.results.schema import (HISTORY_COLUMNS, IMAGE_COLUMNS, IMAGE_METRICS, METRIC_KEYS,
+from ablate.results.manifest import FORMAT, Manifest, ManifestError, write_manifest
+from ablate.results.read import TABLE_COLUMNS, load_results, study_manifest
+from ablate.schema import (HISTORY_COLUMNS, IMAGE_COLUMNS, IMAGE_METRICS, METRIC_KEYS,
                                    SPECTRA_COLUMNS, TRIAL_COLUMNS, Columns)
 from ablate.results.write import SchemaMismatch, write_rows
 from ablate.spec import expand, load_study

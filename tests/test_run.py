@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from ablate.cli.app import app
 from ablate.results.checkpoint_meta import CheckpointMeta
-from ablate.results.schema import IMAGE_COLUMNS, TRIAL_COLUMNS
+from ablate.schema import IMAGE_COLUMNS, TRIAL_COLUMNS
 from ablate.spec import expand, load_study
 
 from conftest import write_tiny_study

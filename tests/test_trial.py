@@ -12,7 +12,7 @@ from study_checks import trained_whole_and_resumed
 from typer.testing import CliRunner
 
 from ablate.cli.app import app
-from ablate.results.schema import HISTORY_COLUMNS, TRIAL_COLUMNS
+from ablate.schema import HISTORY_COLUMNS, TRIAL_COLUMNS
 from ablate.spec import expand, load_study
 from ablate.train.trial import TrialFailed, run_trial
 

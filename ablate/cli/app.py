@@ -1,11 +1,16 @@
 """The `ablate` command: one thin typer shell per command, each over a library function.
 
-Each command lives in its own module of this package and is registered here.
+Each command lives in its own module of this package and is registered here. A command imports
+the library function it calls inside its body when that pulls torch, Ray, pandas, matplotlib
+or numpy's data stack (0.1–2.8 s measured with `python -X importtime`), so that `ablate --help`,
+`ablate validate` and a spec error answer at once; everything else is imported at the top.
 """
 
 from __future__ import annotations
 
 import typer
+
+from ablate.version import code_version
 
 app = typer.Typer(
     name="ablate",
@@ -22,8 +27,6 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        from ablate.version import code_version
-
         typer.echo(f"ablate {code_version()}")
         raise typer.Exit()
 

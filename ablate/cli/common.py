@@ -8,8 +8,11 @@ from typing import Callable, Iterator, NoReturn
 
 import typer
 
+from ablate.orchestrate.lock import StudyLocked
+from ablate.orchestrate.preflight import RunError, disk_full_message
 from ablate.orchestrate.signals import exit_code, terminate_as_interrupt, terminated
-from ablate.spec import Study, SpecError, load_study
+from ablate.results.atomic import is_disk_full
+from ablate.spec import SpecError, Study, load_study
 
 
 def results_option(where: str = "") -> typer.Option:
@@ -72,10 +75,6 @@ def run_errors(interrupted: Callable[[], str]) -> Iterator[None]:
     `interrupted()` (called then: it may count what the run left), SIGTERM likewise with 143
     (orchestrate/signals.py; `exit_code` maps a command's own 130 the same way); anything else
     is a bug and keeps its traceback."""
-    from ablate.orchestrate.lock import StudyLocked
-    from ablate.orchestrate.preflight import RunError, disk_full_message
-    from ablate.results.atomic import is_disk_full
-
     try:
         with terminate_as_interrupt():
             yield

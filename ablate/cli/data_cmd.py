@@ -7,6 +7,8 @@ import json
 import typer
 
 from ablate.cli.common import SetOption, fail, study_or_exit
+from ablate.orchestrate.preflight import RunError, check_data
+from ablate.spec import expand
 
 
 def data(
@@ -22,8 +24,6 @@ def data(
     """
     from ablate.metrics.describe import describe_study, format_facts
     from ablate.data.sources import DataError
-    from ablate.orchestrate.preflight import RunError, check_data
-    from ablate.spec import expand
 
     studies = [study_or_exit(f, sets) for f in study_files]  # every spec checked first
     out = []

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import typer
 
-from ablate.cli.common import (AddressOption, MlflowOption, SetOption, StorageOption,
-                               WandbOption, exit_code, fail, results_option, run_errors,
-                               study_or_exit, terminated)
+from ablate.cli.common import (AddressOption, MlflowOption, SetOption, StorageOption, WandbOption,
+                               exit_code, fail, results_option, run_errors, study_or_exit,
+                               terminated)
 from ablate.orchestrate.executor import Executor
+from ablate.orchestrate.tracking import Tracking
+from ablate.results.layout import StudyDir, find_studies
 
 
 def run(
@@ -42,7 +44,6 @@ def run(
       ablate run studies/quickstart.toml --variant no_jitter
       ablate run study.toml --address auto --storage s3://bucket/ablate
     """
-    from ablate.orchestrate.tracking import Tracking
     from ablate.orchestrate.run import run_study
 
     study = study_or_exit(study_file, sets)
@@ -68,7 +69,6 @@ def interrupted_message(results: str, study: str, storage: str | None) -> str:
     checkpoint (and from which epoch), which start over."""
     from ablate.orchestrate.status import resume_points
     from ablate.orchestrate.study_files import completed_ids
-    from ablate.results.layout import StudyDir
 
     study_dir = StudyDir.of(results, study)
     points = resume_points(study_dir, storage)
@@ -100,7 +100,6 @@ def status(
     Exit 0; 2 when DIR holds no study.
     """
     from ablate.orchestrate.status import study_status
-    from ablate.results.layout import find_studies
 
     dirs = find_studies(Path(directory))
     if not dirs:

@@ -6,9 +6,9 @@ import math
 
 import typer
 
-from ablate.cli.common import (AddressOption, MlflowOption, SetOption, StorageOption,
-                               WandbOption, exit_code, fail, results_option, run_errors,
-                               study_or_exit)
+from ablate.cli.common import (AddressOption, MlflowOption, SetOption, StorageOption, WandbOption,
+                               exit_code, fail, results_option, run_errors, study_or_exit)
+from ablate.orchestrate.tracking import Tracking
 
 
 def search(
@@ -35,7 +35,6 @@ def search(
     Example: ablate search study.toml --confirm 3    # then re-run the best 3 with every seed
     """
     from ablate.orchestrate.search import run_search
-    from ablate.orchestrate.tracking import Tracking
 
     study = study_or_exit(study_file, sets)
     if study.search is None:

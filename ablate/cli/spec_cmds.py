@@ -7,6 +7,7 @@ import json
 import typer
 
 from ablate.cli.common import SetOption, fail, study_or_exit
+from ablate.orchestrate.preflight import RunError, check_data
 from ablate.spec import expand, trial_to_dict
 
 
@@ -15,8 +16,6 @@ def validate(
     sets: list[str] = SetOption,
 ) -> None:
     """Parse and validate a study; print a summary (exit 0) or every problem (exit 2)."""
-    from ablate.orchestrate.preflight import RunError, check_data
-
     study = study_or_exit(study_file, sets)
     trials = expand(study)
     try:  # the data paths too: what `ablate run` would refuse, validate refuses

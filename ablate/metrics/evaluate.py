@@ -43,7 +43,7 @@ from ablate.imaging import bicubic_upsample
 from ablate.metrics.spectrum import band_sums, pool, radial_spectrum
 from ablate.metrics.verdict import lr_consistency, lr_floor, margin_lower_bound, verdict
 from ablate.results.rows import empty_metrics
-from ablate.results.schema import IMAGE_METRICS
+from ablate.schema import IMAGE_METRICS
 from ablate.spec.config import DataConfig
 
 Render = Callable[[Tensor, int], Tensor]

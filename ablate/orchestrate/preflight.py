@@ -6,11 +6,13 @@ the data paths the trials will read and the device asked for.
 
 from __future__ import annotations
 
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 from ablate.results.layout import LOCK
 from ablate.spec.config import TrialConfig
+from ablate.spec.source import resolved_data
 
 
 class RunError(RuntimeError):
@@ -42,8 +44,6 @@ def refused_leaves_nothing(root: Path):
 def check_results(root: Path, option: str = "--results") -> None:
     """The study folder `root` can be created and written (RunError naming `option` otherwise);
     a probe file is created and removed."""
-    import tempfile
-
     try:
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=root, prefix=".probe-"):
@@ -64,7 +64,7 @@ def disk_full_message(e: OSError) -> str:
 
 
 def check_device(device: str) -> None:
-    from ablate.train.trial import TrialFailed, resolve_device
+    from ablate.train.trial import TrialFailed, resolve_device  # torch (~1 s): when asked
 
     try:
         resolve_device(device)
@@ -76,8 +76,6 @@ def check_device(device: str) -> None:
 
 def check_data(trials: list[TrialConfig]) -> None:
     """Every folder:/cifar10: PATH the trials read exists (resolved as the trials will)."""
-    from ablate.spec.source import resolved_data
-
     seen = set()
     for cfg in trials:
         src = resolved_data(cfg).parsed_source

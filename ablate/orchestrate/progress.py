@@ -11,7 +11,7 @@ The ETA counts epochs: (epochs left in the run) / (epochs finished per second so
 exists from the first epoch report on, and follows concurrency as it is.
 
 "quick PSNR" is what a trial reports each epoch: PSNR at the input size on the first
-QUICK_PSNR_IMAGES held-out images (ablate/train/trial.py), a training signal only; the
+QUICK_PSNR_IMAGES held-out images (ablate/schema.py), a training signal only; the
 table's figures come from the full evaluation at the end.
 """
 
@@ -22,12 +22,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from ablate.schema import QUICK_PSNR_IMAGES
 from ablate.spec.config import TrialConfig
-
-try:  # the trial core's constant, without importing torch for it when unavailable
-    from ablate.train.trial import QUICK_PSNR_IMAGES
-except Exception:  # noqa: BLE001
-    QUICK_PSNR_IMAGES = 8
 
 
 @dataclass

@@ -17,16 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ablate.orchestrate.cluster import connect, dashboard_line, trial_resources
 from ablate.orchestrate.executor import Executor
+from ablate.orchestrate.local import run_local
 from ablate.orchestrate.lock import StudyLock
 from ablate.orchestrate.preflight import (RunError, check_data, check_device, check_results,
                                           refused_leaves_nothing)
 from ablate.orchestrate.progress import Progress
-from ablate.orchestrate.study_files import clear_stale, completed_ids
+from ablate.orchestrate.study_files import clear_stale, completed_ids, mark_running
 from ablate.results.atomic import atomic_copy
 from ablate.results.layout import StudyDir
 from ablate.results.manifest import Manifest, write_manifest
 from ablate.spec import Study, TrialConfig, expand
+from ablate.spec.convert import suggest
 
 
 @dataclass
@@ -89,8 +92,7 @@ def run_study(study: Study, results: str | Path = "results", *,
             check_data(pending)
             cluster, trial_res, notes = None, None, []
             if executor is Executor.ray and pending:
-                from ablate.orchestrate.cluster import connect, trial_resources  # Ray: when used
-                from ablate.orchestrate.driver import check_storage
+                from ablate.orchestrate.driver import check_storage  # Ray (~0.7 s): when used
 
                 check_storage(storage, study_dir.ray_storage)
                 cluster = connect(address)
@@ -109,12 +111,9 @@ def run_study(study: Study, results: str | Path = "results", *,
                 if not pending:
                     return summary
                 if executor is Executor.local:
-                    from ablate.orchestrate.local import run_local
-
                     summary.failed = run_local(pending, study_dir, progress, device=device)
                 else:
-                    from ablate.orchestrate.cluster import dashboard_line
-                    from ablate.orchestrate.driver import run_ray
+                    from ablate.orchestrate.driver import run_ray  # Ray, as above
 
                     if on_connect:
                         on_connect(cluster)
@@ -138,8 +137,6 @@ def select_variants(study: Study, names) -> set[str]:
     known = [v.name for v in study.variants]
     unknown = [n for n in names if n not in known]
     if unknown:
-        from ablate.spec.convert import suggest
-
         raise RunError(f"{study.path}: no variant {unknown[0]!r}{suggest(unknown[0], known)}; "
                        f"variants: {', '.join(known)}")
     return set(names) if names else set(known)
@@ -163,8 +160,6 @@ def pick_trial(study: Study, variant: str, seed: int, trial_id: str | None = Non
     saying what to give otherwise."""
     names = [v.name for v in study.variants]
     if variant not in names:
-        from ablate.spec.convert import suggest
-
         raise RunError(f"{study.path}: no variant {variant!r}{suggest(variant, names)}; "
                        f"variants: {', '.join(names)}")
     if seed not in study.study.seeds:
@@ -186,8 +181,7 @@ def run_one(study: Study, variant: str, seed: int, *, results: str | Path = "res
             on_epoch=None, log: Callable[[str], None] = lambda m: None) -> TrialRun:
     """One trial of `study`, in this process, committed like any other (`ablate trial`).
     Raises RunError (bad input, found before training) and StudyLocked."""
-    from ablate.orchestrate.record import record_trial
-    from ablate.orchestrate.study_files import mark_running
+    from ablate.orchestrate.record import record_trial  # the trial core: torch (~1 s)
 
     cfg = pick_trial(study, variant, seed, trial_id)
     check_device(device)

@@ -32,6 +32,7 @@ How it fits the rest (Ray 2.60 APIs):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -47,7 +48,9 @@ from ablate.orchestrate.lock import StudyLock
 from ablate.orchestrate.preflight import (RunError, check_data, check_results,
                                           refused_leaves_nothing)
 from ablate.orchestrate.progress import Progress
+from ablate.orchestrate.run import start_study
 from ablate.orchestrate.storage import Storage, resolve_storage
+from ablate.orchestrate.study_files import completed_ids
 from ablate.orchestrate.tracking import Tracking
 from ablate.orchestrate.worker import job_of, train_job
 from ablate.results.atomic import atomic_write_text
@@ -101,8 +104,6 @@ class _Context:
 
 def trial_of(study: Study, search: SearchConfig, params: dict) -> TrialConfig:
     """The trial of Tune's sampled `params`, marked with the search."""
-    import dataclasses
-
     cfg = sampled_trial(study, search, decode(search, params))
     return dataclasses.replace(cfg, search=search.name)
 
@@ -240,8 +241,6 @@ def run_search(study: Study, results: str | Path = "results", *, address: str | 
     """Sample `study.search` until num_samples trials of it finished; then, with `confirm`,
     re-run the best `confirm` configurations with every seed of the study. `storage` and
     `tracking` as for `ablate run` (`--storage`, `--mlflow`, `--wandb`)."""
-    from ablate.orchestrate.run import start_study
-
     search: SearchConfig | None = study.search
     if search is None:
         raise RunError(f"{study.path}: no [search] table; add one (README, \"Searching\") to "
@@ -280,7 +279,6 @@ def run_search(study: Study, results: str | Path = "results", *, address: str | 
                             and not math.isnan(t.value)][:confirm]
                     trials = confirm_trials(study, search, best)
                     write_confirm(study_dir, search, best, trials)
-                    from ablate.orchestrate.study_files import completed_ids
 
                     done = completed_ids(study_dir)
                     pending = [t for t in trials if t.trial_id not in done]
@@ -406,8 +404,6 @@ def confirm_trials(study: Study, search: SearchConfig, best: list[SearchTrial]) 
     """Every seed of the study for each of the `best` configurations (the search's own seed is
     the trial it sampled: same config, same id, not run again). Their `search` column reads
     "<name>:confirm", so that they never count as sampled trials."""
-    import dataclasses
-
     out = []
     for t in best:
         for seed in study.study.seeds:

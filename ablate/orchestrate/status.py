@@ -9,13 +9,16 @@ held. Without the lock, a trial with a marker or a checkpoint but no trial file 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ablate.orchestrate.lock import StudyLock
 from ablate.orchestrate.study_files import latest_checkpoints, running_markers, trial_statuses
 from ablate.results.layout import LOCAL_CHECKPOINTS, StudyDir
-from ablate.results.manifest import ManifestError, study_manifest
+from ablate.results.manifest import ManifestError
+from ablate.results.read import study_manifest
+from ablate.results.search import search_records, search_trials
 
 
 @dataclass
@@ -110,9 +113,6 @@ def study_status(study_dir: StudyDir) -> StudyStatus:
 
 def search_statuses(study_dir: StudyDir) -> list[SearchStatus]:
     """Per search of the study (search/<name>/search.json): its finished sampled trials."""
-    from collections import Counter
-
-    from ablate.results.search import search_records, search_trials
 
     out = []
     for name, record in search_records(study_dir).items():

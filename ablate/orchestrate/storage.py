@@ -24,6 +24,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from ablate.orchestrate.preflight import RunError
+from ablate.orchestrate.study_files import all_checkpoints
 from ablate.results.checkpoint_meta import CheckpointMeta
 from ablate.results.layout import CHECKPOINT_FILE, RAY_CHECKPOINTS
 
@@ -39,8 +40,6 @@ class Storage:
         """trial_id → [(epoch, checkpoint directory in `fs`), …], newest first, of every
         complete checkpoint of each trial under the storage root (any earlier run)."""
         if self.local:
-            from ablate.orchestrate.study_files import all_checkpoints
-
             root = Path(self.path)
             return ({tid: [(ep, str(p)) for ep, p in found]
                      for tid, found in all_checkpoints(root).items()} if root.exists() else {})

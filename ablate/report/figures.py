@@ -238,7 +238,7 @@ def _hwc(img: np.ndarray) -> np.ndarray:
 
 def _psnr(pred: np.ndarray, truth: np.ndarray) -> float:
     """PSNR of one (3, H, W) image against truth, as the metrics compute it."""
-    import torch
+    import torch  # ~1 s: only for the samples figure, not for every report import
 
     from ablate.metrics.image import psnr
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from ablate.results.atomic import atomic_write
 from ablate.results.read import StudyResults
-from ablate.results.search import SearchRecord, SearchTrial, rank, search_records, \
-    search_trials
+from ablate.results.search import SearchRecord, SearchTrial, rank, search_records, search_trials
+from ablate.spec.search import encode
+from ablate.table.search import header, rows, search_tables, title
 
 CAPTIONS = {
     "history": "Optimisation history: the objective of each finished sampled trial in the "
@@ -30,7 +31,6 @@ def optuna_study(record: SearchRecord, trials: list[SearchTrial]):
     """An in-memory Optuna study holding the search's completed trials (for optuna.importance)."""
     import optuna
 
-    from ablate.spec.search import encode
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     dist = {}
@@ -107,8 +107,6 @@ def importance_figure(record: SearchRecord, trials: list[SearchTrial],
 
 def search_section(s: StudyResults, out: Path, prefix: str = "", top: int = 10) -> list[str]:
     """HTML fragments for every search of the study (figures written to `out`)."""
-    from ablate.table.search import header, rows, search_tables, title
-
     records = search_records(s.dir)
     if not records:
         return []

@@ -28,7 +28,7 @@ from ablate.results.atomic import atomic_copy
 from ablate.results.checkpoint_meta import CheckpointMeta
 from ablate.results.layout import CHECKPOINT_META, StudyDir, TrialFiles
 from ablate.results.rows import failure_rows
-from ablate.results.schema import HISTORY_COLUMNS, IMAGE_COLUMNS, TRIAL_COLUMNS
+from ablate.schema import HISTORY_COLUMNS, IMAGE_COLUMNS, TRIAL_COLUMNS
 from ablate.results.write import write_artifacts, write_rows
 from ablate.spec.config import TrialConfig
 

@@ -5,7 +5,7 @@
     df = ablate.load_results("results", columns=["variant", "seed", "resolution", "psnr"])
 
 One row per trial × eval resolution, failed trials included (`status`). Every column of the
-trial files (ablate/results/schema.py: study, trial_id, variant, label, seed, status, the
+trial files (ablate/schema.py: study, trial_id, variant, label, seed, status, the
 axes, resolution, psnr, ssim, psnr_y, the bicubic figures, the spectral ratios, verdict, …),
 typed: text as str, whole numbers as pandas' nullable Int64, measurements as float64 (NaN
 where a file written by an earlier version lacks one). The resolved trial config
@@ -29,7 +29,7 @@ import json
 from pathlib import Path
 
 from ablate.results.read import load_results as _load_studies
-from ablate.results.schema import TRIAL_COLUMNS
+from ablate.schema import TRIAL_COLUMNS
 from ablate.spec.ids import renamed
 
 

@@ -17,6 +17,8 @@ import tomllib
 
 from ablate.results.layout import StudyDir
 from ablate.results.manifest import Manifest, ManifestError, PlannedTrial, PlannedVariant
+from ablate.spec import SpecError, expand
+from ablate.spec.parse import build_study
 
 OVERRIDES_MARK = "# ablate --set (json): "  # the line the previous version appended
 
@@ -33,9 +35,6 @@ def legacy_manifest(study_dir: StudyDir) -> Manifest | None:
     planned = _planned(plan) if plan is not None else None
     problem = ""
     if text is not None:
-        from ablate.spec import SpecError, expand
-        from ablate.spec.parse import build_study
-
         try:
             study = build_study(tomllib.loads(text), str(study_dir.spec_copy), overrides)
         except (SpecError, tomllib.TOMLDecodeError) as e:

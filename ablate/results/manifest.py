@@ -1,7 +1,7 @@
 """manifest.json: the study that ran, resolved, written when a run starts.
 
     write_manifest(study_dir, Manifest.from_study(study, trials))   # ablate run / ablate trial
-    m = study_manifest(study_dir)        # the table, status and report; None when there is none
+    m = study_manifest(study_dir)        # results/read.py: the table, status and report
 
 It holds what the readers need about the study beyond the Parquet rows, as the spec resolved
 it (defaults, `--set` overrides, variants and grid applied): the variants in spec order with
@@ -10,7 +10,7 @@ resolutions, and the planned trials (id, variant, seed, grid point, epochs). So 
 `status` and `report` never re-read TOML. Each run rewrites it (the latest run's study).
 
 Results written before manifest.json existed have `plan.json` and a `study.toml` copy instead:
-`study_manifest` reads those through ``results/legacy.py``. Torch-free, Ray-free.
+`study_manifest` (results/read.py) reads those through ``results/legacy.py``. Torch-free, Ray-free.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from ablate.results.atomic import atomic_write_text
 from ablate.results.layout import StudyDir
+from ablate.version import code_version
 
 if TYPE_CHECKING:
     from ablate.spec.config import Study, TrialConfig
@@ -72,8 +73,6 @@ class Manifest:
 
     @classmethod
     def from_study(cls, study: "Study", trials: "list[TrialConfig]") -> "Manifest":
-        from ablate.version import code_version
-
         return cls(
             study=study.name, baseline=study.baseline, seeds=tuple(study.study.seeds),
             variants=tuple(PlannedVariant(v.name, v.label) for v in study.variants),
@@ -136,20 +135,3 @@ def _typed(doc: dict, key: str, tp: type):
 
 def write_manifest(study_dir: StudyDir, manifest: Manifest) -> Path:
     return atomic_write_text(study_dir.manifest, json.dumps(manifest.to_json(), indent=1) + "\n")
-
-
-def study_manifest(study_dir: StudyDir) -> Manifest | None:
-    """The study's manifest: manifest.json, else one rebuilt from the previous layout
-    (plan.json and study.toml), else None (nothing says what the study is). Raises
-    ManifestError when the file(s) there cannot be read."""
-    path = study_dir.manifest
-    if path.is_file():
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
-            raise ManifestError(f"{path}: cannot be read ({e}); run the study again "
-                                "(`ablate run`) to rewrite it") from None
-        return Manifest.from_json(doc, str(path))
-    from ablate.results.legacy import legacy_manifest
-
-    return legacy_manifest(study_dir)

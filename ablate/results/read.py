@@ -1,6 +1,6 @@
 """Read what studies wrote: trial rows, training histories, spectra and held-out samples.
 
-The reader works from the result contract alone (``schema.py``: columns and types,
+The reader works from the result contract alone (``ablate/schema.py``: columns and types,
 ``layout.py``: paths, ``manifest.py``: the study) and needs only pyarrow and numpy (pandas for
 the DataFrame views) — no torch, no Ray — so ``ablate table`` stays fast and runs anywhere the
 results are. It is meant to be pointed at a study that is still running: a
@@ -24,6 +24,7 @@ and the rows stay in Arrow until someone asks for a DataFrame.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,10 +33,26 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ablate.results.layout import MANIFEST, PREDICTIONS_FILE, SPECTRA_FILE, StudyDir, find_studies
-from ablate.results.manifest import Manifest, ManifestError, study_manifest
-from ablate.results.schema import TRIAL_COLUMNS
+from ablate.results.legacy import legacy_manifest
+from ablate.results.manifest import Manifest, ManifestError
 from ablate.results.trial_file import read_trial_file
+from ablate.schema import TRIAL_COLUMNS
 from ablate.spec.names import RULE, valid_name
+
+def study_manifest(study_dir: StudyDir) -> Manifest | None:
+    """The study's manifest: manifest.json, else one rebuilt from the previous layout
+    (plan.json and study.toml), else None (nothing says what the study is). Raises
+    ManifestError when the file(s) there cannot be read."""
+    path = study_dir.manifest
+    if path.is_file():
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
+            raise ManifestError(f"{path}: cannot be read ({e}); run the study again "
+                                "(`ablate run`) to rewrite it") from None
+        return Manifest.from_json(doc, str(path))
+    return legacy_manifest(study_dir)
+
 
 # The trial columns the table needs (`load_results(columns=None)` reads every column).
 TABLE_COLUMNS: tuple[str, ...] = (
@@ -47,7 +64,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "node",  # "" in files written before the column existed
     "config_json",  # the table reads the model kind from it (ablate.spec.ids.model_kind)
 )
-# How `columns()` gives the table's columns (from results/schema.py): text as str ("" where a
+# How `columns()` gives the table's columns (from ablate/schema.py): text as str ("" where a
 # file lacks the column), numbers as float64 (NaN where missing: results of older versions
 # lack psnr_y*, psnr_lr_*; seed, resolution and variant_order are whole). label defaults to
 # the variant.

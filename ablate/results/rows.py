@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from ablate.results.schema import METRIC_KEYS
+from ablate.schema import METRIC_KEYS
 from ablate.spec.config import TrialConfig
 from ablate.spec.ids import trial_to_dict
 from ablate.version import code_version

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from ablate.results.atomic import atomic_write_text
 from ablate.results.layout import StudyDir
+from ablate.spec.search import Domain
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,6 @@ class SearchRecord:
 
     @classmethod
     def from_json(cls, doc: dict) -> "SearchRecord":
-        from ablate.spec.search import Domain
-
         return cls(str(doc["name"]), str(doc["variant"]), str(doc["metric"]),
                    int(doc["resolution"]), str(doc["mode"]), int(doc["num_samples"]),
                    tuple((str(s["key"]), Domain(str(s["kind"]), _freeze(s["values"])))
@@ -68,8 +68,6 @@ def _plain(v):
 
 
 def write_record(study_dir: StudyDir, record: SearchRecord) -> Path:
-    from ablate.results.atomic import atomic_write_text
-
     path = study_dir.search_record(record.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(path, json.dumps(record.to_json(), indent=1) + "\n")

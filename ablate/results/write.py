@@ -1,4 +1,4 @@
-"""Writing result files: Parquet with the schema of ``results/schema.py``, atomically.
+"""Writing result files: Parquet with the schema of ``ablate/schema.py``, atomically.
 
     write_rows(path, rows, TRIAL_COLUMNS)       # rows: dicts with exactly the table's columns
     write_artifacts(dir, samples, spectra)      # predictions.npz + spectra.parquet
@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from ablate.results.atomic import atomic_write
 from ablate.results.layout import PREDICTIONS_FILE, SPECTRA_FILE
-from ablate.results.schema import SPECTRA_COLUMNS, Columns
+from ablate.schema import SPECTRA_COLUMNS, Columns
 
 
 class SchemaMismatch(ValueError):
@@ -30,7 +30,7 @@ def rows_table(rows: list[dict], columns: Columns) -> pa.Table:
     unknown = sorted({k for r in rows for k in r if k not in columns})
     if missing or unknown:
         raise SchemaMismatch(
-            "result rows do not match results/schema.py: "
+            "result rows do not match ablate/schema.py: "
             + (f"lacking {missing}" if missing else "")
             + ("; " if missing and unknown else "")
             + (f"not in the schema {unknown} (add them there)" if unknown else ""))

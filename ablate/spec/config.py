@@ -301,7 +301,7 @@ class TrialConfig:
     #   not part of the id
 
     def axes(self) -> dict[str, object]:
-        """The axis columns of the result rows (ablate.results.schema.TRIAL_COLUMNS)."""
+        """The axis columns of the result rows (ablate.schema.TRIAL_COLUMNS)."""
         t = self.train
         return {
             "jitter": t.jitter.placement,
@@ -327,6 +327,23 @@ SECTIONS = {
     "resources": ResourcesConfig,
 }
 TRIAL_SECTIONS = ("data", "model", "train")
+# The variant axes: a variant's (and a grid's) shorthand key → the (section, key) it sets.
+AXES = {
+    "jitter": ("train", "jitter"),
+    "multiscale": ("train", "multiscale"),
+    "curriculum": ("train", "curriculum"),
+    "sigmas": ("model", "sigmas"),
+}
+
+
+def axis_target(axis: str) -> tuple[str, str] | None:
+    """(section, key) of a grid axis: a variant axis or "section.key"; None when neither."""
+    if axis in AXES:
+        return AXES[axis]
+    parts = axis.split(".")
+    if len(parts) == 2 and parts[0] in TRIAL_SECTIONS:
+        return parts[0], parts[1]
+    return None
 
 
 @dataclass(frozen=True)

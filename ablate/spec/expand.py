@@ -13,10 +13,10 @@ from pathlib import Path
 
 from ablate.spec import config as C
 from ablate.spec import curriculum
+from ablate.spec.config import axis_target
 from ablate.spec.convert import Problems, convert_value, hints
 from ablate.spec.footprint import too_big
 from ablate.spec.ids import freeze, make_trial_id
-from ablate.spec.parse import axis_target
 from ablate.spec.source import resolve_prescale
 
 

@@ -24,6 +24,7 @@ import hashlib
 import json
 
 from ablate.spec import config as C
+from ablate.spec.convert import Problems, convert
 
 NOT_IN_ID = {"model": ("mamba_backend", "query_chunk")}
 KIND_KEYS = {"liif": ("kind", "liif")}  # model.kind → the only model keys its id hashes
@@ -85,8 +86,6 @@ def trial_to_dict(t: C.TrialConfig) -> dict:
 
 def trial_from_dict(d: dict) -> C.TrialConfig:
     """Inverse of `trial_to_dict` (validates again; raises ValueError on a bad dict)."""
-    from ablate.spec.convert import Problems, convert
-
     problems = Problems()
     data = convert(C.DataConfig, d["data"], "data", problems)
     model = convert(C.ModelConfig, renamed(d["model"], "model"), "model", problems)

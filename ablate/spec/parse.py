@@ -23,18 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from ablate.spec import config as C
-from ablate.spec.config import SECTIONS, TRIAL_SECTIONS
-from ablate.spec.convert import Problems, convert, describe, join, suggest
+from ablate.spec.config import AXES, SECTIONS, TRIAL_SECTIONS, axis_target
+from ablate.spec.convert import (Problem, Problems, convert, convert_value, describe, hints, join,
+                                 suggest)
+from ablate.spec.expand import expand
 from ablate.spec.names import RULE, valid_name
+from ablate.spec.search import parse_search
 
 TOP_KEYS = [*SECTIONS, "grid", "variant", "search"]
-# variant / grid shorthands → (section, key)
-AXES = {
-    "jitter": ("train", "jitter"),
-    "multiscale": ("train", "multiscale"),
-    "curriculum": ("train", "curriculum"),
-    "sigmas": ("model", "sigmas"),
-}
 VARIANT_KEYS = ["name", "label", *AXES, *TRIAL_SECTIONS]
 
 
@@ -83,8 +79,6 @@ def read_toml(path: str | Path) -> dict:
 
 
 def _p(key, message):
-    from ablate.spec.convert import Problem
-
     return Problem(key, message)
 
 
@@ -197,13 +191,11 @@ def build_study(doc: dict, file: str = "<study>", overrides=()) -> C.Study:
     )
     # cross-field rules, on every resolved trial (a grid may change epochs, sizes, …); values
     # that failed above fell back to their defaults, so this still runs and finds the rest
-    from ablate.spec.expand import expand
 
     notes: list[str] = []
     expand(result, problems=problems, notes=notes)
     result = dataclasses.replace(result, notes=tuple(notes))
     if "search" in doc and variants:  # `ablate search` (ablate/spec/search.py)
-        from ablate.spec.search import parse_search
 
         result = dataclasses.replace(result, search=parse_search(doc["search"], result, problems))
     if problems:
@@ -299,8 +291,6 @@ def _axis(cls, raw, key, path, problems, default):
 
 
 def _value(cls, key, value, path, problems, fallback):
-    from ablate.spec.convert import convert_value, hints
-
     meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == key)
     return convert_value(hints(cls)[key], value, path, problems, meta, fallback)
 
@@ -336,11 +326,3 @@ def _grid(doc, sections, problems: Problems) -> list[tuple[str, tuple]]:
         out.append((axis, tuple(values)))
     return out
 
-
-def axis_target(axis: str) -> tuple[str, str] | None:
-    if axis in AXES:
-        return AXES[axis]
-    parts = axis.split(".")
-    if len(parts) == 2 and parts[0] in TRIAL_SECTIONS:
-        return parts[0], parts[1]
-    return None

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, get_origin
 
 from ablate.spec import config as C
 from ablate.spec.config import SECTIONS, TRIAL_SECTIONS
-from ablate.spec.convert import (Problems, convert, convert_value, describe, hints, join,
-                                 suggest)
+from ablate.spec.convert import Problems, convert, convert_value, describe, hints, join, suggest
+from ablate.spec.expand import check, make_trial, resolve, resolve_data
 from ablate.spec.ids import freeze, make_trial_id
 
 DOMAIN_KINDS = ("choice", "uniform", "loguniform", "int")
@@ -152,9 +153,9 @@ def parse_search(raw, study: C.Study, problems: Problems) -> SearchConfig | None
                      + suggest(variant, names) + f"; variants: {', '.join(names)}")
         return None
     start = study.variants[names.index(variant)]
-    # the one upward import of spec: the metric must be a column of the result contract
-    # (results/schema.py, pyarrow only); imported here, where a [search] table is checked
-    from ablate.results.schema import TRIAL_COLUMNS
+    # the metric must be a column of the result contract (ablate/schema.py, below spec);
+    # imported here for start-up time: it imports pyarrow (~0.26 s), which parsing never needs
+    from ablate.schema import TRIAL_COLUMNS
 
     metrics = [c.name for c in TRIAL_COLUMNS.columns if c.role == "metric" and c.is_number
                and c.name != "resolution"]
@@ -164,7 +165,6 @@ def parse_search(raw, study: C.Study, problems: Problems) -> SearchConfig | None
         problems.add("search.metric", f"{settings.metric!r} {what}"
                      + suggest(settings.metric, metrics) + "; expected one of: "
                      + ", ".join(metrics))
-    from ablate.spec.expand import check, resolve
 
     data, model, train = resolve(study, start, ())
     resolution = settings.resolution or max(data.eval_resolutions)
@@ -319,9 +319,6 @@ def sampled_trial(study: C.Study, search: SearchConfig, point, seed: int | None 
     """The trial of a sampled point: the starting variant with the point applied like `--set`,
     its grid key the point itself (so the table can tell it from the grid's rows). Raises
     ValueError when the point gives an invalid trial (not possible for a validated space)."""
-    from pathlib import Path
-
-    from ablate.spec.expand import make_trial, resolve, resolve_data
 
     start = next(v for v in study.variants if v.name == search.variant)
     data, model, train = resolve(study, start, ())

@@ -46,9 +46,11 @@ import numpy as np
 
 from ablate.results.manifest import Manifest
 from ablate.results.read import NoResults, StudyResults, load_results
+from ablate.results.search import search_records
 from ablate.spec.ids import model_kind
 from ablate.table.band import study_intervals
 from ablate.table.choices import Metric
+from ablate.table.search import grid_view
 from ablate.table.stats import (Comparison, Summary, apply_holm, compare_images, compare_paired,
                                 summarize)
 
@@ -170,12 +172,10 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
         raise ValueError(f"unknown metric {metric!r}: expected one of {', '.join(METRICS)}")
     metric = Metric(metric).value  # a plain str from here on
     col = s.columns()
-    from ablate.table.search import grid_view  # `ablate search` trials: confirmed ones only
 
     trials = grid_view(_trials(col), col, s.dir)
     if not trials:
         reason = f" ({s.skipped_count} unreadable file(s) skipped)" if s.skipped_count else ""
-        from ablate.results.search import search_records
 
         if search_records(s.dir):
             reason += ("; only sampled trials of `ablate search`: `ablate table --search` "

@@ -31,7 +31,7 @@ import torch
 from ablate.results.atomic import atomic_write
 from ablate.results.checkpoint_meta import CheckpointMeta
 from ablate.results.layout import CHECKPOINT_FILE, CHECKPOINT_META, TrialFiles
-from ablate.results.schema import HISTORY_COLUMNS
+from ablate.schema import HISTORY_COLUMNS
 from ablate.results.write import write_rows
 
 FILE = CHECKPOINT_FILE

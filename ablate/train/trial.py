@@ -1,7 +1,7 @@
 """One trial, as a plain function of its resolved config: train, checkpoint, evaluate.
 
     result = run_trial(cfg, device="cpu", checkpoint_dir=Path("ckpt"), on_epoch=print_progress)
-    result.rows        # one dict per eval resolution (ablate.results.schema.TRIAL_COLUMNS)
+    result.rows        # one dict per eval resolution (ablate.schema.TRIAL_COLUMNS)
     result.history     # one dict per epoch (HISTORY_COLUMNS)
     result.evaluation  # metrics, per-image values, spectra and held-out predictions (EvalResult)
 
@@ -39,12 +39,11 @@ from ablate.metrics.evaluate import EvalResult, evaluate
 from ablate.metrics.image import psnr
 from ablate.model.inr import SRModel, build_model
 from ablate.results.rows import RunFacts, completed_rows
+from ablate.schema import QUICK_PSNR_IMAGES
 from ablate.spec.config import TrialConfig
 from ablate.spec.source import resolved_data
 from ablate.train import checkpoint as ckpt
 from ablate.train.schedule import BatchMaker, lr_lambda, resolutions_for_epoch
-
-QUICK_PSNR_IMAGES = 8  # held-out images for the per-epoch PSNR at the input resolution
 
 Log = Callable[[str], None]
 

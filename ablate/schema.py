@@ -147,6 +147,8 @@ TRIAL_COLUMNS = _table(
     ("finished_at", _S, "UTC ISO time the trial finished", "outcome"),
 )
 
+QUICK_PSNR_IMAGES = 8  # held-out images of the per-epoch `quick_psnr` (the first 8)
+
 HISTORY_COLUMNS = _table(
     ("study", _S, "study name"),
     ("trial_id", _S, "trial id"),
@@ -155,7 +157,7 @@ HISTORY_COLUMNS = _table(
     ("epoch", _I, "1-based epoch"),
     ("loss", _F, "mean training MSE of the epoch"),
     ("lr", _F, "learning rate at the end of the epoch"),
-    ("quick_psnr", _F, "PSNR at the input resolution on a few held-out images"),
+    ("quick_psnr", _F, f"PSNR at the input resolution on the first {QUICK_PSNR_IMAGES} held-out images"),
     ("img_per_s", _F, "training images per second in this epoch"),
     ("seconds", _F, "wall time of the epoch"),
     ("resolutions", _S, "training resolutions of this epoch, comma separated"),
