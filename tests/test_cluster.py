@@ -271,3 +271,32 @@ def test_worker_node_killed_mid_trial_is_retried_on_the_head_from_its_checkpoint
     assert len(list((root / "trials").glob("*.parquet"))) == 2
     print(f"worker raylet {raylet} killed after epoch {victim['epoch']}; resumed at epoch "
           f"{first[0]} on the head")
+
+
+_HOLD = """
+import sys, time
+import ray
+from ablate.orchestrate.cluster import connect
+connect()
+node = ray._private.worker._global_node
+print("AGENT", node.dashboard_agent_listen_port, node.get_session_dir_path(), flush=True)
+time.sleep(float(sys.argv[1]))
+"""
+
+
+def test_two_embedded_rays_on_one_machine_get_their_own_agent_ports(tmp_path):
+    """Two studies started at once on one machine each start an embedded Ray: each dashboard
+    agent must bind a port of its own (Ray's fixed 52365 made the second one fail to bind, its
+    HTTP service off, or its node start time out)."""
+    procs = [subprocess.Popen([sys.executable, "-c", _HOLD, "8"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=180)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    found = [next(line.split()[1:] for line in o.splitlines() if line.startswith("AGENT"))
+             for o in outs]
+    ports = [int(port) for port, _ in found]
+    assert len(set(ports)) == 2 and 52365 not in ports, ports
+    for _, session in found:
+        log = Path(session) / "logs" / "dashboard_agent.log"
+        if log.is_file():  # absent where the dashboard's packages are not installed
+            assert "Failed to bind" not in log.read_text(), log.read_text()[-2000:]

@@ -90,3 +90,14 @@ def test_ray_init_installs_its_sigterm_handlers_through_one_function():
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_agent_port_reaches_the_params_ray_init_builds():
+    from ray._private import parameter, worker
+
+    assert "ray._private.parameter.RayParams(" in inspect.getsource(worker.init)
+    assert parameter.RayParams().dashboard_agent_listen_port == 52365  # Ray's fixed default
+    with ray_internals.agent_port(40123):
+        assert parameter.RayParams().dashboard_agent_listen_port == 40123
+        assert parameter.RayParams(dashboard_agent_listen_port=5).dashboard_agent_listen_port == 5
+    assert parameter.RayParams().dashboard_agent_listen_port == 52365

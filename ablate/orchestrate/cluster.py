@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import nullcontext
 import socket
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from ablate.orchestrate import signals
 from ablate.orchestrate.preflight import RunError
-from ablate.orchestrate.ray_internals import (TOKEN_LOGGER, dashboard_installed,
+from ablate.orchestrate.ray_internals import (TOKEN_LOGGER, agent_port, dashboard_installed,
                                               keep_sigterm_handler, loopback_only, token_auth_on)
 from ablate.spec.config import ResourcesConfig
 
@@ -125,10 +125,20 @@ def _init_loopback(ray, num_cpus: int | None):
     default does, instead of refusing to start ("Cannot include dashboard with missing
     packages")."""
     dashboard = True if dashboard_installed() else None  # None: Ray's default
-    with loopback_only():
+    # a free port for the dashboard agent, not Ray's fixed 52365: two studies on one machine
+    # each start a Ray of their own (ray_internals.agent_port)
+    with loopback_only(), agent_port(free_port(LOOPBACK)):
         return ray.init(address="local", num_cpus=num_cpus, _node_ip_address=LOOPBACK,
                         include_dashboard=dashboard, dashboard_host=LOOPBACK,
                         logging_level="WARNING", log_to_driver=False)
+
+
+def free_port(host: str) -> int:
+    """A TCP port free on `host` now (the kernel's pick, from its ephemeral range: outside the
+    ranges Ray gives its workers)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def dashboard_line(cluster: Cluster) -> str:

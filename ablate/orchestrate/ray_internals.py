@@ -11,6 +11,10 @@ fails loudly when a Ray upgrade moves or changes one of them.
 - `token_auth_on()` (ray._raylet.get_authentication_mode): whether this process's Ray uses
   token authentication (the dashboard then asks the browser for the token).
 - `TOKEN_LOGGER`: the logger of Ray's token-auth warning during `ray.init`.
+- `agent_port(port)` (ray._private.parameter.RayParams): the port of the dashboard agent of a
+  Ray started by `ray.init`. Ray fixes it at 52365 and `ray.init` has no argument for it, so
+  a second study started on the same machine (an embedded Ray each) met a port taken: its
+  agent's HTTP service off, or, started at the same moment, a node start that timed out.
 - `keep_sigterm_handler()` (ray._private.utils.set_sigterm_handler): `ray.init` installs two
   SIGTERM handlers of its own (exit 15 at once; kill the node's processes, exit 1); while an
   ablate command runs, SIGTERM must take the Ctrl-C path even in the middle of `ray.init`
@@ -53,6 +57,27 @@ def loopback_only():
         yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = before
+
+
+@contextmanager
+def agent_port(port: int):
+    """Inside: a Ray started here by `ray.init` gives its dashboard agent `port` (Ray's
+    default: the fixed 52365). `ray.init` builds its node's `RayParams` by attribute lookup on
+    `ray._private.parameter`, so a subclass there that fills the port in is what it uses."""
+    from ray._private import parameter
+
+    original = parameter.RayParams
+
+    class _RayParams(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("dashboard_agent_listen_port", port)
+            super().__init__(*args, **kwargs)
+
+    parameter.RayParams = _RayParams
+    try:
+        yield
+    finally:
+        parameter.RayParams = original
 
 
 @contextmanager
