@@ -133,3 +133,50 @@ def test_sigterm_while_the_embedded_ray_starts_leaves_no_process(tmp_path):
         time.sleep(0.5)
     assert not alive(started), alive(started)
     assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def test_a_second_sigterm_forces_the_process_out_at_once(tmp_path):
+    """The mechanism, deterministically: the first SIGTERM becomes a SIGINT (here one that the
+    process ignores, as a slow graceful stop would seem), the second ends it with 143."""
+    code = """
+import os, signal, time
+from ablate.orchestrate.signals import terminate_as_interrupt
+signal.signal(signal.SIGINT, lambda *a: print("graceful stop begins", flush=True))
+with terminate_as_interrupt():
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.2)
+    print("still here", flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+    print("not forced out", flush=True)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 143, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout.split("\n")[:2] == ["graceful stop begins", "still here"], r.stdout
+    assert "not forced out" not in r.stdout
+
+
+def test_a_second_sigterm_during_a_ray_run_ends_it_and_leaves_no_process(tmp_path):
+    """On a real run with an embedded Ray: SIGTERM, then another 0.3 s later (in the graceful
+    stop or in Ray's shutdown after it, whichever it meets): the process ends at once with
+    SIGTERM's status (143, or killed by signal 15, which a shell also reports as 143), and the
+    embedded Ray's processes do not outlive it."""
+    study = write_tiny_study(tmp_path, seeds=(0,), epochs=40)  # still training at the signal
+    res, log = tmp_path / "res", tmp_path / "run.log"
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    proc = start(["run", str(study), "--results", str(res), "--variant", "plain"], log, env=env)
+    ray_dir = res / "tiny" / "ray"
+    wait_for("a checkpoint in Ray's storage",
+             lambda: ray_dir.is_dir() and any(ray_dir.glob("*/*/checkpoint_*/meta.json")),
+             proc, log)
+    started = descendants(proc.pid)
+    os.kill(proc.pid, signal.SIGTERM)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    os.kill(proc.pid, signal.SIGTERM)
+    assert finish(proc, timeout=30) in (143, -signal.SIGTERM), log.read_text()
+    assert time.monotonic() - t0 < 5, log.read_text()
+    deadline = time.monotonic() + 30
+    while alive(started) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not alive(started), alive(started)

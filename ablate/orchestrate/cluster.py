@@ -109,6 +109,7 @@ def _init(ray, address: str | None, num_cpus: int | None) -> tuple[bool, str]:
             # user through Tune's error files, progress through ablate's own lines
             ctx = _init_loopback(ray, num_cpus)
             started = True
+            signals.owns_processes()  # a forced exit takes this Ray's processes with it
         url = getattr(ctx, "dashboard_url", "") or ""
     return started, url
 

@@ -7,7 +7,12 @@
     exit_code(130)                      # 143 when a SIGTERM was the reason
 
 A second SIGTERM forces the process out at once (exit 143), as a second Ctrl-C skips Tune's
-last checkpoint. `ray.init` installs SIGTERM handlers of its own (one that exits with status
+last checkpoint, and takes the processes it started with it: an embedded Ray's (GCS, raylet,
+workers, agents; they run in sessions of their own, so a process group does not hold them)
+would otherwise outlive it, since `os._exit` skips Ray's atexit shutdown. After the command,
+while Ray shuts down, a SIGTERM does the same where the process started a Ray
+(`owns_processes`) and nothing else handled SIGTERM before. The processes are found through
+/proc (Linux: the clusters SLURM and Kubernetes run); elsewhere only the process itself ends. `ray.init` installs SIGTERM handlers of its own (one that exits with status
 15, one that kills the node and exits 1): `cluster.connect` keeps them out while ablate's is
 installed (`ray_internals.keep_sigterm_handler`) and calls `reinstall()` after it.
 """
@@ -17,15 +22,44 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from pathlib import Path
 
 SIGTERM_EXIT = 128 + signal.SIGTERM  # 143: the shell's status for a process ended by SIGTERM
 
-_state = {"installed": False, "terminated": False}
+_state = {"installed": False, "terminated": False, "owns": False}
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (by parent links in /proc; [] where there is none)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def _force_out(*_args) -> None:
+    """SIGKILL every process this one started (all found first, then killed: a child killed
+    first would hand its own to init), then exit 143 at once."""
+    for pid in descendants(os.getpid()):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    os._exit(SIGTERM_EXIT)
 
 
 def _on_sigterm(signum, frame) -> None:
     if _state["terminated"]:  # the second one: out now
-        os._exit(SIGTERM_EXIT)
+        _force_out()
     _state["terminated"] = True
     signal.raise_signal(signal.SIGINT)  # whatever Ctrl-C does at this moment
 
@@ -49,9 +83,16 @@ class terminate_as_interrupt:
 
     def __exit__(self, *exc):
         if self._before is not None:
-            signal.signal(signal.SIGTERM, self._before)
+            after = _force_out if _state["owns"] and self._before is signal.SIG_DFL \
+                else self._before  # Ray's shutdown to come: a SIGTERM then takes its processes
+            signal.signal(signal.SIGTERM, after)
             _state["installed"] = False
         return False
+
+
+def owns_processes() -> None:
+    """This process started processes that must not outlive it (an embedded Ray)."""
+    _state["owns"] = True
 
 
 def installed() -> bool:
