@@ -156,3 +156,23 @@ def test_a_copied_trial_file_and_impossible_rows_are_not_counted(tmp_path):
     text = runner.invoke(app, ["table", str(root)]).output
     assert "repeats trial" in text and "seed that is not a whole number" in text, text
     assert "a resolution outside" in text, text
+
+
+def test_nan_and_inf_metrics_are_named_in_a_note_not_dropped_silently(tmp_path):
+    import math
+
+    from synthetic_results import make_study
+
+    for value in (math.nan, math.inf):
+        res = tmp_path / str(value)
+
+        def values(variant, grid, seed, r):
+            return {"psnr": value} if (variant, seed, r) == ("per_batch", 1, 64) else None
+
+        make_study(res, values=values)
+        r = runner.invoke(app, ["table", str(res)])
+        assert r.exit_code == 0, r.output
+        assert "(n=2)" in r.output, r.output  # the mean is over the two finite seeds
+        note = " ".join(r.output.split())
+        assert (f"psnr is missing or not a finite number in 1 completed row(s) (per_batch seed 1 "
+                f"@64: {value}): left out of the mean ± std") in note, r.output

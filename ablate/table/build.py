@@ -342,6 +342,25 @@ def _interval_notes(t: Table, counts: Counter, metric: str, col, done: list[_Tri
     rows = [i for tr in done for i in tr.rows]
     if rows and not np.isfinite(col[metric][rows]).any():
         t.notes.append(f"no {metric} in these results (written before ablate recorded it)")
+    elif rows:
+        _nonfinite_note(t, metric, col, rows)
+
+
+def _nonfinite_note(t: Table, metric: str, col, rows: list[int]) -> None:
+    """Completed rows whose metric is NaN or ±inf at a resolution where other rows have a
+    number: named, since they drop out of the mean (its n) and the comparisons unseen."""
+    value, res = col[metric], col["resolution"]
+    measured = {float(res[i]) for i in rows if np.isfinite(value[i])}
+    bad = [i for i in rows if not np.isfinite(value[i]) and float(res[i]) in measured]
+    if not bad:
+        return
+    where = ", ".join(f"{col['variant'][i]} seed {int(col['seed'][i])} "
+                      f"@{int(res[i])}: {float(value[i])}" for i in bad[:4])
+    more = f" and {len(bad) - 4} more" if len(bad) > 4 else ""
+    t.notes.append(
+        f"{metric} is missing or not a finite number in {len(bad)} completed row(s) "
+        f"({where}{more}): left out of the mean ± std (its n) and of the comparisons; a NaN "
+        "from training means the model's output diverged, an inf a prediction equal to the truth")
 
 
 # ---------------------------------------------------------------------------------------------
