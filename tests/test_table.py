@@ -314,9 +314,13 @@ def test_running_study_with_unreadable_files_and_unstarted_variants(tmp_path):
     assert up.completed == 0 and up.cells[64].mean is None
 
 
-def test_superseded_trials_keep_the_latest(tmp_path):
+@pytest.mark.parametrize("manifest", [True, False])
+def test_an_older_trial_of_the_same_point_never_counts(tmp_path, manifest):
+    """With a manifest the older trial is not in it (its settings differ: another id) and is
+    named apart; without one (results of an ablate before manifests) the latest completed
+    trial of a variant, grid point and seed supersedes the others."""
     root = make_study(tmp_path, "rerun", seeds=(0,), history=False, artifacts=False,
-                      variants=(Variant("a", "A"),))
+                      variants=(Variant("a", "A"),), manifest=manifest)
     old = pd.read_parquet(next((root / "trials").glob("*.parquet")))
     old["trial_id"] = "oldid"
     old["psnr"] = 1.0
@@ -324,7 +328,11 @@ def test_superseded_trials_keep_the_latest(tmp_path):
     old.to_parquet(root / "trials" / "oldid.parquet")
     (t,) = load_tables(tmp_path)
     assert _row(t, "a").cells[64].mean > 20 and _row(t, "a").cells[64].n == 1
-    assert any("superseded" in n for n in t.notes)
+    if manifest:
+        assert any("1 finished trial(s) of an earlier configuration" in n and "(oldid)" in n
+                   for n in t.notes), t.notes
+    else:
+        assert any("superseded" in n for n in t.notes), t.notes
 
 
 # ---------------------------------------------------------------------------------------------

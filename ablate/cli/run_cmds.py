@@ -119,6 +119,10 @@ def status(
                        f"{q.stopped} stopped (ASHA), {q.failed} failed")
         if s.problem:
             typer.echo(f"  note: {s.problem}")
+        if s.apart:
+            typer.echo(f"  note: {len(s.apart)} completed trial(s) of an earlier configuration "
+                       f"(not in the manifest: the settings changed since) not counted: "
+                       f"{', '.join(s.apart[:6])}{' …' if len(s.apart) > 6 else ''}")
         for tid in s.unreadable:
             typer.echo(f"  unreadable  {tid} {s.labels.get(tid, '')}: its trial file does not "
                        "read; counted pending, the next `ablate run` runs it again")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ablate.orchestrate.changes import study_changes
 from ablate.orchestrate.cluster import connect, dashboard_line, trial_resources
 from ablate.orchestrate.executor import Executor
 from ablate.orchestrate.local import run_local
@@ -97,6 +98,7 @@ def run_study(study: Study, results: str | Path = "results", *,
                 check_storage(storage, study_dir.ray_storage)
                 cluster = connect(address)
                 trial_res = trial_resources(study.resources, cluster, notes.append)
+            changes = study_changes(study_dir, all_trials)  # against the finished trials
             start_study(study_dir, study, all_trials)  # the manifest lists the whole study
             summary = RunSummary(study_root=study_dir.root, total=len(trials),
                                  skipped=len(trials) - len(pending))
@@ -108,6 +110,8 @@ def run_study(study: Study, results: str | Path = "results", *,
                 progress.note(f"{study.name}: {len(trials)} trials{only}, {summary.skipped} "
                               f"already completed, {len(pending)} to run ({executor.value}) → "
                               f"{study_dir.root}")
+                for line in changes.lines():
+                    progress.note(line)
                 if not pending:
                     return summary
                 if executor is Executor.local:
@@ -190,7 +194,10 @@ def run_one(study: Study, variant: str, seed: int, *, results: str | Path = "res
     with refused_leaves_nothing(study_dir.root):  # a refusal leaves no folder behind
         check_results(study_dir.root)
         with StudyLock(study_dir):  # not beside an `ablate run` of the same study
-            start_study(study_dir, study, expand(study))
+            everything = expand(study)
+            for line in study_changes(study_dir, everything).lines():
+                log(line)
+            start_study(study_dir, study, everything)
             mark_running(study_dir, cfg)
             on_start(cfg, study_dir)
 

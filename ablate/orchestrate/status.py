@@ -39,6 +39,8 @@ class StudyStatus:
     #   trials count as pending: the next run runs them again)
     stopped: int = 0  # ended early on purpose (ASHA of `ablate search`): neither done nor failed
     searches: list["SearchStatus"] = field(default_factory=list)  # the study's `ablate search`es
+    apart: list[str] = field(default_factory=list)  # completed trials the manifest does not
+    #   plan and no search sampled: an earlier configuration's (orchestrate/changes.py)
 
 
 @dataclass
@@ -102,13 +104,20 @@ def study_status(study_dir: StudyDir) -> StudyStatus:
     stopped = sum(1 for t in planned if statuses.get(t) == "stopped")
     running = len(in_progress) if active else 0
     interrupted = 0 if active else len(in_progress)
+    searches = search_statuses(study_dir)
+    apart: list[str] = []
+    if manifest is not None and manifest.trials:
+        sampled = {t.trial_id for r in search_records(study_dir).values()
+                   for t in search_trials(study_dir, r)}
+        apart = sorted(t for t, st in statuses.items()
+                       if st == "completed" and t not in set(planned) and t not in sampled)
     return StudyStatus(name=manifest.study if manifest else study_dir.name, root=study_dir.root,
                        total=len(planned), completed=completed, failed=failed, running=running,
                        interrupted=interrupted,
                        pending=len(planned) - completed - failed - stopped - running
                        - interrupted,
                        active=active, in_progress=in_progress, labels=labels, problem=problem,
-                       unreadable=unreadable, stopped=stopped, searches=search_statuses(study_dir))
+                       unreadable=unreadable, stopped=stopped, searches=searches, apart=apart)
 
 
 def search_statuses(study_dir: StudyDir) -> list[SearchStatus]:

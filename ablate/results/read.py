@@ -88,6 +88,8 @@ class StudyResults:
     manifest: Manifest | None = None  # the study that ran (None: no manifest, unreadable)
     manifest_problem: str = ""  # why it could not be read (ManifestError), "" otherwise
     skipped: dict[str, list[str]] = field(default_factory=dict)  # kind → ["file: reason"]
+    apart: list[str] = field(default_factory=list)  # finished trials the manifest does not
+    #   plan ("variant seed s (id)"): an earlier configuration of the study, left out of `rows`
     _columns: dict | None = field(default=None, repr=False)
 
     @property
@@ -217,9 +219,12 @@ def study_roots(dir: str | Path) -> list[Path]:
 
 
 def load_results(
-    dir: str | Path, study: str | None = None, columns: tuple[str, ...] | None = TABLE_COLUMNS
+    dir: str | Path, study: str | None = None, columns: tuple[str, ...] | None = TABLE_COLUMNS,
+    every_trial: bool = False,
 ) -> list[StudyResults]:
-    """Every study under DIR (or the one named `study`), with its trial rows read.
+    """Every study under DIR (or the one named `study`), with its trial rows read: the trials
+    its manifest plans (and the sampled trials of its searches); `every_trial` also the ones
+    of earlier configurations, which are otherwise listed in `StudyResults.apart`.
 
     Raises NoResults when DIR holds no study folder, or none named `study`. A study whose
     files are all unreadable still comes back (with no rows and its skipped files).
@@ -234,7 +239,7 @@ def load_results(
         roots = [r for r in roots if r.name == study]  # by folder: read only that one
     out = []
     for root in roots:
-        s = load_study(root, columns)
+        s = load_study(root, columns, every_trial)
         if study is None or study in (root.name, s.name):
             out.append(s)
     if not out:
@@ -243,8 +248,12 @@ def load_results(
     return out
 
 
-def load_study(root: str | Path, columns: tuple[str, ...] | None = TABLE_COLUMNS) -> StudyResults:
-    """One study folder: its manifest (if any) and the rows of every readable trial file."""
+def load_study(root: str | Path, columns: tuple[str, ...] | None = TABLE_COLUMNS,
+               every_trial: bool = False) -> StudyResults:
+    """One study folder: its manifest (if any) and the rows of every readable trial file the
+    manifest plans (every one: `every_trial`, or without a manifest). A trial the manifest does
+    not plan and no search sampled is of an earlier configuration (orchestrate/changes.py): it
+    is named in `apart`, not read into `rows`."""
     d = StudyDir(Path(root))
     s = StudyResults(name=d.name, root=d.root, rows=pa.table({}), files=0)
     try:
@@ -253,6 +262,8 @@ def load_study(root: str | Path, columns: tuple[str, ...] | None = TABLE_COLUMNS
         s.manifest_problem = str(e)
     paths = _paths(d.trials_dir, None)
     s.files = len(paths)
+    planned = ({t.trial_id for t in s.manifest.trials}
+               if s.manifest is not None and s.manifest.trials and not every_trial else None)
     tables, seen = [], {}
     for p in paths:
         f = read_trial_file(p)  # the whole file, by the rule `ablate run` skips trials by
@@ -265,6 +276,9 @@ def load_study(root: str | Path, columns: tuple[str, ...] | None = TABLE_COLUMNS
             s.skip("trials", p, f"repeats trial {tid} of {seen[tid]}")
             continue
         seen[tid] = p.name
+        if planned is not None and tid not in planned and not _sampled(t):
+            s.apart.append(_describe(t, tid))
+            continue
         if columns:
             t = t.select([c for c in columns if c in t.column_names])
         if "trial_id" not in t.column_names:
@@ -283,6 +297,17 @@ def load_study(root: str | Path, columns: tuple[str, ...] | None = TABLE_COLUMNS
         name = ""
     s.name = str(name) if name else d.name
     return s
+
+
+def _sampled(t: pa.Table) -> bool:
+    """A trial of `ablate search` (sampled or confirmed): its `search` column is set."""
+    return "search" in t.column_names and bool(t.column("search")[0].as_py())
+
+
+def _describe(t: pa.Table, tid: str) -> str:
+    row = t.slice(0, 1).to_pylist()[0]
+    grid = row.get("grid") or ""
+    return f"{row['variant']} seed {row['seed']}" + (f" [{grid}]" if grid else "") + f" ({tid})"
 
 
 def _paths(folder: Path, ids) -> list[Path]:

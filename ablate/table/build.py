@@ -180,6 +180,8 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
         if search_records(s.dir):
             reason += ("; only sampled trials of `ablate search`: `ablate table --search` "
                        "lists them")
+        if s.apart:
+            reason += "; " + apart_note(s.apart)
         raise NoResults(f"no trial results yet in {s.root}{reason}")
     m = s.manifest
     notes: list[str] = []
@@ -190,6 +192,8 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
     base = _baseline(baseline, m.baseline if m else None, names, labels, s.name)
 
     done, failed, superseded, other = split_trials(trials)
+    if s.apart:
+        notes.append(apart_note(s.apart))
     if superseded:
         notes.append(f"{superseded} older trial(s) of the same variant, grid point and seed "
                      "superseded by the latest completed one")
@@ -382,6 +386,13 @@ def _trials(col: dict[str, np.ndarray]) -> list[_Trial]:
                 col["finished_at"][i], model_kind(col["config_json"][i]))
         t.rows.append(i)
     return list(by_id.values())
+
+
+def apart_note(apart: list[str], shown: int = 4) -> str:
+    """The finished trials of an earlier configuration of the study, named (results/read.py)."""
+    more = f" and {len(apart) - shown} more" if len(apart) > shown else ""
+    return (f"{len(apart)} finished trial(s) of an earlier configuration (not in the study's "
+            f"manifest: the settings changed since) left out: {', '.join(apart[:shown])}{more}")
 
 
 def split_trials(trials: list[_Trial]):
