@@ -135,7 +135,8 @@ class DataConfig:
     #   folder:PATH (every image under PATH) | cifar10:PATH (cifar-10-batches-py, 32×32 only)
     hr_size: int = _f(128, min=2, even=True)  # side of the HR crops ground truth comes from
     input_size: int = _f(32, min=4, even=True)  # side of the model's input (HR downsampled)
-    eval_resolutions: tuple[int, ...] = _f((32, 64, 128), min=2, even=True, nonempty=True)
+    eval_resolutions: tuple[int, ...] = _f((32, 64, 128), min=2, even=True, nonempty=True)  # sides
+    #   the model renders at evaluation, each scored against the held-out truth (≤ hr_size)
     train_samples: int = _f(4096, min=1)  # random HR crops (with flips/rot90) per epoch: 40
     #   epochs × 4096 = 10,240 steps at batch 16 (measured: 6 epochs reach 27.5 dB at 32 on H200)
     test_samples: int = _f(64, min=1)  # at most this many held-out crops: the non-overlapping
@@ -248,9 +249,10 @@ class TrainConfig:
     min_lr: float = _f(0.0, min=0.0)  # end of the cosine
     grad_clip: float = _f(1.0, min=0.0)  # max gradient norm (0 = off)
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, else fp32
-    jitter: JitterConfig = JitterConfig()  # default for variants that do not set it
-    multiscale: MultiscaleConfig = MultiscaleConfig()
-    curriculum: CurriculumConfig = CurriculumConfig()
+    jitter: JitterConfig = JitterConfig()  # default for variants that do not set it; a string
+    #   is its placement alone
+    multiscale: MultiscaleConfig = MultiscaleConfig()  # the same; a string is its mode alone
+    curriculum: CurriculumConfig = CurriculumConfig()  # the same: a list of stages, or "none"
 
 
 @dataclass(frozen=True)
