@@ -77,3 +77,31 @@ def test_ablate_trial_says_it_too(tmp_path):
     out = " ".join(r.output.split())
     assert "changed against the study's finished trials: train.lr: 0.002 → 0.001" in out, out
     assert "1 finished trial(s) no longer belong to the study: plain seed 0" in out, out
+
+
+def test_table_and_report_on_a_running_study_with_nothing_finished_say_so(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    study = write_tiny_study(tmp_path, seeds=(0,), epochs=400)  # still training when asked
+    res = tmp_path / "res"
+    proc = subprocess.Popen([sys.executable, "-m", "ablate.cli.app", "run", str(study),
+                             "--results", str(res), "--executor", "local", "--device", "cpu",
+                             "--variant", "plain"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (res / "tiny" / "manifest.json").is_file() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None
+        for args in (["table", str(res)], ["report", str(res), "--out", str(tmp_path / "r")]):
+            r = runner.invoke(app, args)
+            assert r.exit_code == 2, r.output
+            assert r.output.startswith("error: ") and "tiny running, no trial finished yet" \
+                in r.output and "ablate status" in r.output, r.output
+    finally:
+        proc.kill()
+        proc.wait()
+    r = runner.invoke(app, ["table", str(res)])  # the run is gone: no results, as before
+    assert r.exit_code == 2 and "running" not in r.output, r.output

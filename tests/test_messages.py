@@ -88,3 +88,24 @@ def test_a_refused_run_leaves_no_folder_behind(tmp_path):
                                  "--results", str(res), "--set",
                                  'data.source="folder:no_such_photos"'])
     assert r.exit_code == 2 and not (tmp_path / "fresh").exists(), r.output
+
+
+def test_every_command_error_starts_with_error(tmp_path):
+    """One prefix for every command's errors (issue 28 §7: "error:", "ablate table:" and
+    none were all in use)."""
+    from typer.testing import CliRunner
+
+    from ablate.cli.app import app
+
+    runner = CliRunner()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[study]\nname = "x"\n[data]\nhr_size = 3\n')
+    (tmp_path / "afile").write_text("x")
+    cases = [["table", str(tmp_path / "nowhere")], ["report", str(tmp_path / "nowhere"),
+             "--out", str(tmp_path / "o")], ["status", str(tmp_path / "nowhere")],
+             ["validate", str(bad)], ["run", str(bad)], ["search", str(bad)],
+             ["data", str(bad)]]
+    for args in cases:
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert r.output.startswith("error: "), (args, r.output)

@@ -8,10 +8,11 @@ from typing import Callable, Iterator, NoReturn
 
 import typer
 
-from ablate.orchestrate.lock import StudyLocked
+from ablate.orchestrate.lock import StudyLock, StudyLocked
 from ablate.orchestrate.preflight import RunError, disk_full_message
 from ablate.orchestrate.signals import exit_code, terminate_as_interrupt, terminated
 from ablate.results.atomic import is_disk_full
+from ablate.results.layout import find_studies
 from ablate.spec import SpecError, Study, load_study
 
 
@@ -53,8 +54,21 @@ SetOption = typer.Option(
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(message, err=True)
+    """Print `message` on stderr as every command's errors are printed ("error: …") and exit
+    with `code` (2: bad input; 1: the work failed)."""
+    typer.echo(message if message.startswith("error: ") else f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def no_results(e: Exception, directory: str, study: str | None = None) -> str:
+    """The message of a NoResults: where a run of the study is going on (its lock is held),
+    that it is running and nothing has finished yet, instead of "no results"."""
+    running = [d.name for d in find_studies(directory)
+               if study in (None, d.name) and StudyLock(d).is_held()]
+    if running:
+        return (f"{directory}: {', '.join(running)} running, no trial finished yet; "
+                f"`ablate status {directory}` shows its trials")
+    return str(e)
 
 
 def study_or_exit(path: str, sets: list[str] | None) -> Study:
@@ -79,11 +93,11 @@ def run_errors(interrupted: Callable[[], str]) -> Iterator[None]:
         with terminate_as_interrupt():
             yield
     except (RunError, StudyLocked) as e:
-        fail(f"error: {e}")
+        fail(str(e))
     except OSError as e:
         if not is_disk_full(e):
             raise
-        fail(f"error: {disk_full_message(e)}", code=1)
+        fail(disk_full_message(e), code=1)
     except KeyboardInterrupt:
         typer.echo(("SIGTERM: " if terminated() else "") + interrupted(), err=True)
         raise typer.Exit(exit_code(130))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ablate.cli.common import fail
+from ablate.cli.common import fail, no_results
 from ablate.table.choices import Metric
 
 
@@ -28,12 +28,14 @@ def report(
 
     try:
         index = write_report(dir, out, study=study, metric=metric.value, baseline=baseline)
-    except (NoResults, UnknownBaseline, ValueError) as e:
-        fail(f"ablate report: {e}")
+    except NoResults as e:
+        fail(no_results(e, dir, study))
+    except (UnknownBaseline, ValueError) as e:
+        fail(str(e))
     except (FileExistsError, NotADirectoryError):
-        fail(f"ablate report: --out {out} (or a folder above it) is a file, not a folder; "
+        fail(f"--out {out} (or a folder above it) is a file, not a folder; "
              "give a folder")
     except OSError as e:
-        fail(f"ablate report: --out {out}: cannot write there ({e.strerror}); give a folder "
+        fail(f"--out {out}: cannot write there ({e.strerror}); give a folder "
              "this user can write to")
     typer.echo(f"wrote {index}")

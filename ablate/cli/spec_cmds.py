@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import textwrap
 
 import typer
 
 from ablate.cli.common import SetOption, fail, study_or_exit
 from ablate.orchestrate.preflight import RunError, check_data
 from ablate.spec import expand, trial_to_dict
+from ablate.spec.settings import settings, show, split
 
 
 def validate(
@@ -41,8 +43,9 @@ def plan(
     as_json: bool = typer.Option(False, "--json", help="A JSON list of trials with configs."),
     sets: list[str] = SetOption,
 ) -> None:
-    """List the expanded trials: trial_id, variant, seed and axis values (and the model kind
-    where the trials differ by it)."""
+    """List the expanded trials by row (variant and grid point): the settings each row does not
+    share with the others, then its trial ids by seed (80 columns). --json: every trial with
+    its whole config."""
     study = study_or_exit(study_file, sets)
     trials = expand(study)
     if as_json:
@@ -54,23 +57,33 @@ def plan(
                         "config": {k: d[k] for k in ("data", "model", "train")}})
         typer.echo(json.dumps(out, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    for line in plan_lines(trials):
+        typer.echo(line)
 
-    table = Table(title=f"{study.name}: {len(trials)} trials", show_lines=False)
-    models = len({t.model.kind for t in trials}) > 1  # shown where the trials differ by it
-    for col in ("trial_id", "variant", *(("model",) if models else ()), "seed", "jitter",
-                "multiscale", "curriculum", "sigmas"):
-        table.add_column(col, no_wrap=col in ("trial_id", "variant"))
-    if study.grid:
-        table.add_column("grid")
+
+def plan_lines(trials, width: int = 80) -> list[str]:
+    """The plan in `width` columns: per row of the table (variant and grid point) the settings
+    it does not share with the others (ablate/spec/settings.py), then its trials by seed."""
+    rows: dict[tuple[str, str], list] = {}
     for t in trials:
-        a = t.axes()
-        jit = t.train.jitter.describe()
-        sigmas = a["sigmas"] if t.model.kind == "lainr" else "—"  # LIIF has no Fourier bands
-        row = [t.trial_id, t.variant, *((t.model.kind,) if models else ()), str(t.seed), jit,
-               a["multiscale"], a["curriculum"], sigmas]
-        if study.grid:
-            row.append(t.grid_key())
-        table.add_row(*row)
-    Console(width=160).print(table)
+        rows.setdefault((t.variant, t.grid_key()), []).append(t)
+    flat = {key: settings(trial_to_dict(ts[0])) for key, ts in rows.items()}
+    common, differing = split({f"{v}\0{g}": f for (v, g), f in flat.items()})
+    seeds = sorted({t.seed for t in trials})
+    name = trials[0].study if trials else ""
+    out = [f"{name}: {len(trials)} trials, {len(rows)} row(s) × {len(seeds)} seed(s) "
+           f"{seeds}"]
+    out += textwrap.wrap(f"every trial shares {len(common)} settings (`ablate plan --json` "
+                         "gives them all); the rows differ in the settings under each:", width)
+    for (variant, grid), ts in rows.items():
+        label = ts[0].label if ts[0].label != variant else ""
+        head = variant + (f" ({label})" if label else "") + (f" [{grid}]" if grid else "")
+        out.append("")
+        out.append(head)
+        own = differing[f"{variant}\0{grid}"]
+        items = [f"{k} = {show(v)}" for k, v in own.items()] or ["(nothing differs)"]
+        out += textwrap.wrap("; ".join(items), width, initial_indent="  ",
+                             subsequent_indent="  ", break_on_hyphens=False)
+        out += textwrap.wrap("trials: " + ", ".join(f"seed {t.seed} {t.trial_id}" for t in ts),
+                             width, initial_indent="  ", subsequent_indent="    ")
+    return out

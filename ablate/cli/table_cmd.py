@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ablate.cli.common import fail
+from ablate.cli.common import fail, no_results
 from ablate.table.choices import Format, Metric
 
 
@@ -48,7 +48,7 @@ def table(
         try:
             found = search_tables(dir, study=study, metric=metric.value, top=top)
         except NoResults as e:
-            fail(f"ablate table: {e}")
+            fail(no_results(e, dir, study))
         typer.echo(render_search(found, format.value), nl=False)
         return
     from ablate.table.format import footer_lines, print_text, render
@@ -56,8 +56,10 @@ def table(
     try:
         tables = load_tables(dir, study=study, metric=metric.value, baseline=baseline,
                              detail=detail)
-    except (NoResults, UnknownBaseline) as e:
-        fail(f"ablate table: {e}")
+    except NoResults as e:
+        fail(no_results(e, dir, study))
+    except UnknownBaseline as e:
+        fail(str(e))
     if format is Format.text:
         print_text(tables, detail=detail)
         return

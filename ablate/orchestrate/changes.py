@@ -9,7 +9,7 @@ A finished trial (completed, from its trial file) belongs to the study while its
 plan; the id hashes the whole trial config, so a changed setting gives new ids and leaves the
 finished trials behind. Only trials the previous run planned (its manifest) are reported: those
 an earlier change already left behind were reported then, and are not again at every run. Each of those is compared with the new plan's trial at the same
-variant, seed and grid point (their `config_json` against `trial_to_dict`), key by key; one
+variant, seed and grid point (their `config_json` against `trial_to_dict`), setting by setting (spec/settings.py); one
 with no such trial is a variant, seed or grid point the study no longer has. Extending a study
 (more seeds, another variant, nothing else changed) leaves no finished trial behind: nothing
 is printed. Sampled trials of `ablate search` (their `search` column set) are the search's, not
@@ -28,8 +28,8 @@ from ablate.results.read import study_manifest
 from ablate.results.trial_file import read_trial_file
 from ablate.spec.config import TrialConfig
 from ablate.spec.ids import trial_to_dict
+from ablate.spec.settings import settings, show
 
-_NOT_SETTINGS = {"trial_id", "study", "label", "variant_order", "spec_dir", "search"}
 _SHOWN = 6  # keys and trials listed by name; the rest counted
 
 
@@ -86,29 +86,11 @@ def study_changes(study_dir: StudyDir, trials: list[TrialConfig]) -> Changes:
             continue
         if new is None or not isinstance(old, dict):
             continue
-        for key, (a, b) in _diff(old, trial_to_dict(new)).items():
-            changed.setdefault(key, (a, b))
+        was, now = settings(old), settings(trial_to_dict(new))
+        for key in sorted(set(was) | set(now)):
+            a, b = was.get(key, "(unset)"), now.get(key, "(unset)")
+            if json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True,
+                                                                          default=str):
+                changed.setdefault(key, (show(a), show(b)))
     changes.changed = [(k, a, b) for k, (a, b) in sorted(changed.items())]
     return changes
-
-
-def _diff(old: dict, new: dict, prefix: str = "") -> dict[str, tuple[str, str]]:
-    out: dict[str, tuple[str, str]] = {}
-    for key in sorted(set(old) | set(new)):
-        if not prefix and key in _NOT_SETTINGS:
-            continue
-        a, b = old.get(key, "(unset)"), new.get(key, "(unset)")
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.update(_diff(a, b, f"{prefix}{key}."))
-        elif _norm(a) != _norm(b):
-            out[f"{prefix}{key}"] = (_show(a), _show(b))
-    return out
-
-
-def _norm(v):
-    """JSON round trip: tuples and lists compare equal, as a config_json holds them."""
-    return json.loads(json.dumps(v, default=str))
-
-
-def _show(v) -> str:
-    return v if isinstance(v, str) else json.dumps(v, default=str)
