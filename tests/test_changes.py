@@ -105,3 +105,14 @@ def test_table_and_report_on_a_running_study_with_nothing_finished_say_so(tmp_pa
         proc.wait()
     r = runner.invoke(app, ["table", str(res)])  # the run is gone: no results, as before
     assert r.exit_code == 2 and "running" not in r.output, r.output
+
+
+def test_a_finished_run_leaves_no_empty_folders_of_its_own(tmp_path):
+    study = write_tiny_study(tmp_path, seeds=(0,), epochs=1)
+    res = tmp_path / "res"
+    run(study, res)
+    r = runner.invoke(app, ["trial", str(study), "--variant", "plain", "--seed", "0",
+                            "--results", str(res), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    left = {p.name for p in (res / "tiny").iterdir()}
+    assert not left & {"running", ".work"}, left

@@ -154,3 +154,41 @@ def test_figures_keep_overlaps_visible_and_say_only_what_they_draw(monkeypatch, 
     assert labels[0] == "" and labels[1].startswith("PSNR ") and labels[1].endswith(" dB")
     mse = ((arrays["prediction"] - truth) ** 2).mean()
     assert labels[2] == f"PSNR {10 * np.log10(1 / mse):.2f} dB"
+
+
+def test_the_report_explains_the_study_it_shows(tmp_path):
+    """Issue 28 §6: the study's description, what sets each row apart (from the trials'
+    configs), the settings every row shares, the code that wrote the rows; and progress on
+    stderr while it draws. A real run of the tiny study."""
+    from conftest import write_tiny_study
+
+    study = write_tiny_study(tmp_path, seeds=(0,), epochs=1)
+    res = tmp_path / "res"
+    r = runner.invoke(app, ["run", str(study), "--results", str(res), "--executor", "local",
+                            "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["report", str(res), "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    assert "tiny: drawing figures" in r.stderr and "tiny: training curves" in r.stderr
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "Checks an install, a cluster or a storage" in page  # the spec's description
+    rows = page.split("<h3>What each row is</h3>")[1].split("</table>")[0]
+    plain = rows.split("<tr><td>Plain</td>")[1].split("</tr>")[0]
+    multi = rows.split("<tr><td>Multi-scale</td>")[1].split("</tr>")[0]
+    assert "train.jitter.placement = none" in plain and "train.multiscale.mode = off" in plain
+    assert "train.multiscale.mode = random_res" in multi
+    assert rows.index("Plain") < rows.index("Multi-scale")  # the table's order
+    shared = page.split("settings every row shares")[1].split("</details>")[0]
+    assert "<td>data.input_size</td><td>16</td>" in shared and "model.dim" in shared
+    assert "Rows written by ablate 0." in page
+
+
+def test_a_one_seed_report_promises_no_band(tmp_path):
+    make_study(tmp_path, "one", seeds=(0,))
+    r = runner.invoke(app, ["report", str(tmp_path), "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "bootstrap band" not in page and "one seed per variant: no confidence band" in page
+    make_study(tmp_path / "three", "three", seeds=(0, 1, 2))
+    r = runner.invoke(app, ["report", str(tmp_path / "three"), "--out", str(tmp_path / "r3")])
+    assert "95 % bootstrap band" in (tmp_path / "r3" / "index.html").read_text()

@@ -27,7 +27,8 @@ def report(
     from ablate.table.build import UnknownBaseline
 
     try:
-        index = write_report(dir, out, study=study, metric=metric.value, baseline=baseline)
+        index = write_report(dir, out, study=study, metric=metric.value, baseline=baseline,
+                             log=lambda m: typer.echo(m, err=True))
     except NoResults as e:
         fail(no_results(e, dir, study))
     except (UnknownBaseline, ValueError) as e:

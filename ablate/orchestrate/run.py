@@ -25,7 +25,8 @@ from ablate.orchestrate.lock import StudyLock
 from ablate.orchestrate.preflight import (RunError, check_data, check_device, check_results,
                                           refused_leaves_nothing)
 from ablate.orchestrate.progress import Progress
-from ablate.orchestrate.study_files import clear_stale, completed_ids, mark_running
+from ablate.orchestrate.study_files import (clear_stale, completed_ids, mark_running,
+                                            remove_empty)
 from ablate.results.atomic import atomic_copy
 from ablate.results.layout import StudyDir
 from ablate.results.manifest import Manifest, write_manifest
@@ -129,6 +130,7 @@ def run_study(study: Study, results: str | Path = "results", *,
                                                 max_concurrent=max_concurrent, trial_res=trial_res,
                                                 tracking=tracking)
                 finished = completed_ids(study_dir)
+            remove_empty(study_dir)
             summary.completed = [t.trial_id for t in pending if t.trial_id in finished]
             summary.unfinished = [t.trial_id for t in pending if t.trial_id not in finished
                                   and t.trial_id not in summary.failed]
@@ -207,4 +209,5 @@ def run_one(study: Study, variant: str, seed: int, *, results: str | Path = "res
                     on_epoch(report, saved)
 
             ok, rows = record_trial(cfg, study_dir, device=device, on_epoch=epoch_done, log=log)
+            remove_empty(study_dir)
         return TrialRun(cfg, study_dir, ok, rows)

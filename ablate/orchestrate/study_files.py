@@ -81,6 +81,16 @@ def running_markers(study_dir: StudyDir) -> dict[str, int]:
     return out
 
 
+def remove_empty(study_dir: StudyDir) -> None:
+    """Drop the run's own folders when nothing is left in them (running markers, Ray's work
+    folders): a finished run leaves only what it wrote. Called with the run lock held."""
+    for d in (study_dir.running_dir, study_dir.work_dir):
+        try:
+            d.rmdir()  # only when empty
+        except OSError:
+            pass
+
+
 def clear_stale(study_dir: StudyDir) -> None:
     """Drop what a previous, stopped run left: running markers, staging and work folders, and
     temporary files of interrupted writes (called with the run lock held, so nothing else is

@@ -12,13 +12,16 @@ PNGs by relative path, so OUT can be moved or served as is.
 from __future__ import annotations
 
 import html
+import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from ablate.report.search import search_section
 from ablate.results.atomic import atomic_write_text
 from ablate.results.read import NoResults, StudyResults, load_results
 from ablate.results.search import search_records
+from ablate.spec.settings import settings, show, split
 from ablate.table.build import Table, build_table
 from ablate.table.format import (DETAIL_HEADER, blocks, cells, detail_legend, detail_rows,
                                  detail_title, footer_lines, header, legend, title)
@@ -51,6 +54,17 @@ CAPTIONS = {
     "training": "Training curves per variant: loss and quick held-out PSNR per epoch "
                 "(mean over seeds; band: min–max).",
 }
+
+
+def caption(key: str, t: Table) -> str:
+    """The figure's caption; the band of the metric figures only where a row has 2+ seeds (as
+    the figure draws it: ablate/report/figures.py)."""
+    text = CAPTIONS[key]
+    if key in ("psnr", "ssim") and not any(r.completed >= 2 for r in t.rows
+                                           if r.kind == "variant"):
+        text = text.replace("(mean over seeds, 95 % bootstrap band)",
+                            "(one seed per variant: no confidence band)")
+    return text
 
 
 def html_table(t: Table) -> str:
@@ -93,9 +107,63 @@ def html_detail(t: Table) -> str:
     return "\n".join(out)
 
 
-def study_figures(s: StudyResults, table: Table, out: Path,
-                  prefix: str = "") -> list[tuple[str, Path]]:
-    """Draw every figure of one study; returns (caption key, path) of those written."""
+def definition_html(s: StudyResults, table: Table) -> str:
+    """What the study is, for a reader of the report alone: its description, what sets each
+    row apart (the settings the rows do not share, from their trials' `config_json`: jitter,
+    multi-scale, curriculum, model, …), the settings every row shares (data, model, training)
+    and the code that wrote the rows."""
+    col = s.columns()
+    used = set(table.trial_ids)
+    rows: dict[str, dict] = {}
+    labels: dict[str, str] = {}
+    order: dict[str, tuple] = {}
+    versions: set[str] = set()
+    for i, tid in enumerate(col["trial_id"]):
+        if tid not in used:
+            continue
+        versions.add(str(col["code_version"][i]))
+        key = str(col["variant"][i]) + (f" [{col['grid'][i]}]" if col["grid"][i] else "")
+        if key in rows:
+            continue
+        try:
+            config = json.loads(col["config_json"][i] or "")
+        except ValueError:
+            continue
+        if isinstance(config, dict):
+            rows[key] = settings(config)
+            labels[key] = str(col["label"][i])
+            order[key] = (float(col["variant_order"][i]), str(col["grid"][i]))
+    rows = {k: rows[k] for k in sorted(rows, key=lambda k: order[k])}  # the table's order
+    out = []
+    m = s.manifest
+    if m is not None and m.description:
+        out.append(f"<p>{html.escape(m.description)}</p>")
+    if not rows:
+        return "\n".join(out)
+    common, differing = split(rows)
+    out.append('<h3>What each row is</h3><table class="ablate"><thead><tr><th>row</th>'
+               "<th>variant</th><th>settings that set it apart</th></tr></thead><tbody>")
+    for key, own in differing.items():
+        what = "; ".join(f"{k} = {show(v)}" for k, v in own.items()) or "(nothing differs)"
+        out.append(f"<tr><td>{html.escape(labels[key])}</td><td>{html.escape(key)}</td>"
+                   f'<td style="text-align:left;white-space:normal">{html.escape(what)}</td>'
+                   "</tr>")
+    out.append("</tbody></table>")
+    shared = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(show(v))}</td></tr>"
+                     for k, v in common.items())
+    out.append(f"<details><summary>The {len(common)} settings every row shares (data, model, "
+               'training)</summary><table class="ablate"><tbody>' + shared
+               + "</tbody></table></details>")
+    written = "; ".join(sorted(v for v in versions if v)) or "unknown (older files)"
+    out.append(f'<p class="legend">Rows written by ablate {html.escape(written)}.</p>')
+    return "\n".join(out)
+
+
+def study_figures(s: StudyResults, table: Table, out: Path, prefix: str = "",
+                  log: Callable[[str], None] = lambda m: None) -> list[tuple[str, Path]]:
+    """Draw every figure of one study; returns (caption key, path) of those written. `log`
+    hears of each figure as it starts (drawing a large study takes a minute)."""
+    log(f"{table.study}: drawing figures into {out}")
     from ablate.report import figures  # matplotlib (~0.45 s): only when figures are drawn
 
     df = s.trials
@@ -108,10 +176,12 @@ def study_figures(s: StudyResults, table: Table, out: Path,
     grids = table.grids
     written: list[tuple[str, Path | None]] = []
     for metric in ("psnr", "ssim"):
+        log(f"{table.study}: {metric} vs resolution")
         written.append((metric, figures.metric_vs_resolution(
             done, variants, grids, metric, table.input_size, table.study,
             out / f"{prefix}{metric}_vs_resolution.png")))
     ids = list(done["trial_id"].unique())
+    log(f"{table.study}: spectra ({len(ids)} trials)")
     written.append(("spectra", figures.spectra(s.spectra(ids), done, variants, grids,
                                                table.input_size, table.study,
                                                out / f"{prefix}spectra.png")))
@@ -126,15 +196,18 @@ def study_figures(s: StudyResults, table: Table, out: Path,
                     per_variant[name] = arrays
                     break
         fname = f"{prefix}samples.png" if len(grids) == 1 else f"{prefix}samples_{k}.png"
+        log(f"{table.study}: held-out samples" + (f" [{g}]" if g else ""))
         written.append(("samples", figures.samples(per_variant, variants, table.study, g,
                                                    out / fname)))
+    log(f"{table.study}: training curves")
     written.append(("training", figures.training(s.history(ids), done, variants, grids,
                                                  table.study, out / f"{prefix}training.png")))
     return [(k, p) for k, p in written if p is not None]
 
 
 def write_report(dir, out, study: str | None = None, metric: str = "psnr",
-                 baseline: str | None = None) -> Path:
+                 baseline: str | None = None,
+                 log: Callable[[str], None] = lambda m: None) -> Path:
     """Write the figures and OUT/index.html for every study under DIR; returns index.html.
 
     Raises NoResults (nothing to report) and UnknownBaseline, like the table."""
@@ -145,6 +218,7 @@ def write_report(dir, out, study: str | None = None, metric: str = "psnr",
     sections = []
     for s in studies:
         prefix = f"{s.name}-" if len(studies) > 1 else ""
+        log(f"{s.name}: tables (with the verdicts' intervals over held-out photos)")
         try:
             tables = [build_table(s, metric, baseline, detail=True),
                       build_table(s, other, baseline)]
@@ -159,19 +233,19 @@ def write_report(dir, out, study: str | None = None, metric: str = "psnr",
                  f"<code>{html.escape(str(s.root))}</code>.</p>",
                  *search_section(s, out, prefix)]))
             continue
-        figs = study_figures(s, tables[0], out, prefix)
+        figs = study_figures(s, tables[0], out, prefix, log)
         parts = [f"<h2>{html.escape(s.name)}</h2>",
                  f"<p>{tables[0].completed}/{tables[0].expected} trials completed, "
                  f"{len(tables[0].failed)} failed; results in <code>{html.escape(str(s.root))}"
-                 f"</code>.</p>"]
+                 f"</code>.</p>", definition_html(s, tables[0])]
         for t in tables:
             parts += [f"<h3>{html.escape(title(t))}</h3>", html_table(t)]
         parts.append(html_detail(tables[0]))
         missing = [k for k in CAPTIONS if k not in {k for k, _ in figs}]
         for key, path in figs:
             parts.append(f'<figure><img src="{html.escape(path.name)}" '
-                         f'alt="{html.escape(key)}"><figcaption>{html.escape(CAPTIONS[key])}'
-                         "</figcaption></figure>")
+                         f'alt="{html.escape(key)}"><figcaption>'
+                         f"{html.escape(caption(key, tables[0]))}</figcaption></figure>")
         if missing:
             parts.append(f'<p class="legend">Not drawn (no data yet): {", ".join(missing)}.</p>')
         if s.skipped_count:

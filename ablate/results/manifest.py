@@ -66,6 +66,7 @@ class Manifest:
     eval_resolutions: tuple[int, ...]  # every trial's, sorted
     trials: tuple[PlannedTrial, ...]  # the run's trials, in plan order
     spec: str = ""  # the spec file that ran (absolute path)
+    description: str = ""  # the study's description (spec `study.description`)
     overrides: tuple[str, ...] = ()  # its --set items, as given
     written_by: str = ""  # code version of the writer
     written_at: str = ""  # UTC ISO time
@@ -82,6 +83,7 @@ class Manifest:
             trials=tuple(PlannedTrial(t.trial_id, t.variant, t.seed, t.grid_key(),
                                       t.train.epochs) for t in trials),
             spec=str(Path(study.path).resolve()) if study.path else "",
+            description=study.study.description,
             overrides=tuple(str(o) for o in study.overrides),
             written_by=code_version(),
             written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -119,6 +121,7 @@ class Manifest:
                                           str(t.get("grid", "")), int(t.get("epochs", 0)))
                              for t in _typed(doc, "trials", list)),
                 spec=str(doc.get("spec", "")), overrides=tuple(doc.get("overrides", ())),
+                description=str(doc.get("description", "")),
                 written_by=str(doc.get("written_by", "")),
                 written_at=str(doc.get("written_at", "")),
             )

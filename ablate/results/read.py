@@ -63,6 +63,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "truth_energy_ratio", "fit_margin", "lr_margin",  # NaN in files older than the gates
     "node",  # "" in files written before the column existed
     "config_json",  # the table reads the model kind from it (ablate.spec.ids.model_kind)
+    "code_version",  # the report says which code wrote the rows
 )
 # How `columns()` gives the table's columns (from ablate/schema.py): text as str ("" where a
 # file lacks the column), numbers as float64 (NaN where missing: results of older versions

@@ -192,6 +192,8 @@ def build_table(s: StudyResults, metric: str = "psnr", baseline: str | None = No
     base = _baseline(baseline, m.baseline if m else None, names, labels, s.name)
 
     done, failed, superseded, other = split_trials(trials)
+    if m is not None and m.description:  # what the study is for, from its spec
+        notes.append(f"about this study: {m.description}")
     if s.apart:
         notes.append(apart_note(s.apart))
     if superseded:
