@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The quickstart study through an embedded local Ray (≈ 7 min on 2 CPU cores; finished trials
+# The quickstart study through an embedded local Ray (≈ 6 min on 2 CPU cores; finished trials
 # are skipped when run again), then its table and report.
 demo: $(STAMP)
 	$(BIN)/ablate validate studies/quickstart.toml

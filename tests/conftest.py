@@ -18,7 +18,7 @@ import pytest
 INTEGRATION_FILES = {
     "test_run.py", "test_cluster.py", "test_gpu_script.py", "test_sigkill.py", "test_search.py",
     "test_exposure.py", "test_checkpoint_safety.py", "test_faults.py", "test_tracking.py",
-    "test_report.py", "test_sigterm.py", "test_changes.py",
+    "test_report.py", "test_sigterm.py", "test_changes.py", "test_readme_commands.py",
 }
 
 
