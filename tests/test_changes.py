@@ -116,3 +116,32 @@ def test_a_finished_run_leaves_no_empty_folders_of_its_own(tmp_path):
     assert r.exit_code == 0, r.output
     left = {p.name for p in (res / "tiny").iterdir()}
     assert not left & {"running", ".work"}, left
+
+
+def test_a_study_far_too_big_for_this_machine_is_warned_about_first(tmp_path):
+    """Issue 28 §2-3: the first line comes before any slow start-up, and a GPU-sized study on a
+    CPU gets a measured estimate and a warning before it trains (here the shipped GPU study,
+    whose one measured step takes seconds; the run is killed once warned)."""
+    import subprocess
+    import sys
+    import time
+
+    from pathlib import Path
+
+    study = Path(__file__).resolve().parents[1] / "studies" / "jitter_vs_multiscale.toml"
+    proc = subprocess.Popen([sys.executable, "-m", "ablate.cli.app", "run", str(study),
+                             "--results", str(tmp_path / "res"), "--executor", "local",
+                             "--device", "cpu"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        t0 = time.monotonic()
+        first = proc.stdout.readline()
+        first_after = time.monotonic() - t0
+        second = proc.stdout.readline()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert first.startswith("jitter_vs_multiscale: 18 trials, 0 already completed"), first
+    assert first_after < 10, first_after  # before the estimate's measured step, not after
+    assert second.startswith("warning: estimate: ≥ ") and "far too big for this machine" \
+        in second and "img/s per trial measured" in second, second

@@ -13,11 +13,14 @@ the next run. `run_one` does the same for one trial, in this process.
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from ablate.orchestrate.changes import study_changes
+from ablate.orchestrate.estimate import ESTIMATE_FROM_HOURS, estimate
 from ablate.orchestrate.cluster import connect, dashboard_line, trial_resources
 from ablate.orchestrate.executor import Executor
 from ablate.orchestrate.local import run_local
@@ -85,6 +88,11 @@ def run_study(study: Study, results: str | Path = "results", *,
             raise RunError("--mlflow / --wandb log through Ray Tune's callbacks: drop "
                            "--executor local")
         tracking.check()
+    stream = progress_stream or sys.stdout
+
+    def say(line: str) -> None:  # before the progress display starts (and Ray with it)
+        print(line, file=stream, flush=True)
+
     with refused_leaves_nothing(study_dir.root):  # a refusal leaves no folder behind
         check_results(study_dir.root)
         with StudyLock(study_dir):
@@ -92,27 +100,31 @@ def run_study(study: Study, results: str | Path = "results", *,
             pending = [t for t in trials if t.trial_id not in done]
             # every check before anything is written: a refused run leaves the study as it was
             check_data(pending)
+            only = (f" of variant{'s' if len(set(variants)) > 1 else ''} "
+                    f"{', '.join(dict.fromkeys(variants))} (of {len(all_trials)} in the study)"
+                    if variants else "")
+            # the first line, within a second of the command: Ray takes seconds to start
+            say(f"{study.name}: {len(trials)} trials{only}, {len(trials) - len(pending)} "
+                f"already completed, {len(pending)} to run ({executor.value}) → "
+                f"{study_dir.root}")
+            changes = study_changes(study_dir, all_trials)  # against the finished trials
+            for line in changes.lines():
+                say(line)
+            _say_estimate(pending, study, executor, address, device, max_concurrent, say)
             cluster, trial_res, notes = None, None, []
             if executor is Executor.ray and pending:
                 from ablate.orchestrate.driver import check_storage  # Ray (~0.7 s): when used
 
                 check_storage(storage, study_dir.ray_storage)
+                if not (address or os.environ.get("RAY_ADDRESS")):
+                    say("starting an embedded local Ray (a few seconds) …")
                 cluster = connect(address)
                 trial_res = trial_resources(study.resources, cluster, notes.append)
-            changes = study_changes(study_dir, all_trials)  # against the finished trials
             start_study(study_dir, study, all_trials)  # the manifest lists the whole study
             summary = RunSummary(study_root=study_dir.root, total=len(trials),
                                  skipped=len(trials) - len(pending))
             with Progress(total=len(pending), skipped=summary.skipped, stream=progress_stream,
                           live=live, trials=pending) as progress:
-                only = (f" of variant{'s' if len(set(variants)) > 1 else ''} "
-                        f"{', '.join(dict.fromkeys(variants))} (of {len(all_trials)} in the study)"
-                        if variants else "")
-                progress.note(f"{study.name}: {len(trials)} trials{only}, {summary.skipped} "
-                              f"already completed, {len(pending)} to run ({executor.value}) → "
-                              f"{study_dir.root}")
-                for line in changes.lines():
-                    progress.note(line)
                 if not pending:
                     return summary
                 if executor is Executor.local:
@@ -135,6 +147,32 @@ def run_study(study: Study, results: str | Path = "results", *,
             summary.unfinished = [t.trial_id for t in pending if t.trial_id not in finished
                                   and t.trial_id not in summary.failed]
             return summary
+
+
+def _say_estimate(pending: list[TrialConfig], study: Study, executor: Executor,
+                  address: str | None, device: str, max_concurrent: int, say) -> None:
+    """Where the trials will train on this machine's CPUs (the local executor on the CPU, or an
+    embedded Ray on a machine without an NVIDIA GPU), say how long they would take, measured
+    (orchestrate/estimate.py) — a warning when far too long. Elsewhere nothing is said: a
+    cluster's or a GPU's speed cannot be measured from here."""
+    if not pending or Path("/proc/driver/nvidia/gpus").is_dir():
+        return
+    cpus = os.cpu_count() or 1
+    if executor is Executor.local:
+        if device not in ("cpu", "auto"):
+            return
+        threads, slots = cpus, 1
+    elif address or os.environ.get("RAY_ADDRESS"):
+        return
+    else:
+        per_trial = study.resources.cpus_per_trial
+        threads = max(1, int(per_trial))
+        slots = max(1, int(cpus // per_trial))
+        if max_concurrent or study.resources.max_concurrent:
+            slots = min(slots, max_concurrent or study.resources.max_concurrent)
+    est = estimate(pending, threads=threads, slots=slots)
+    if est is not None and est.hours >= ESTIMATE_FROM_HOURS:
+        say(est.line())
 
 
 def select_variants(study: Study, names) -> set[str]:
