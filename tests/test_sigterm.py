@@ -180,3 +180,23 @@ def test_a_second_sigterm_during_a_ray_run_ends_it_and_leaves_no_process(tmp_pat
     while alive(started) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not alive(started), alive(started)
+
+
+def test_ctrl_c_during_a_ray_run_is_acknowledged_at_once(tmp_path, ray_address):
+    """Issue 28 §2: Ctrl-C was acknowledged only when Tune's loop next logged (~10 s) while
+    the live table kept ticking; now at once, then the same graceful stop (exit 130)."""
+    study = write_tiny_study(tmp_path, seeds=(0,), epochs=40)  # still training at the signal
+    res, log = tmp_path / "res", tmp_path / "run.log"
+    proc = start(["run", str(study), "--results", str(res), "--address", ray_address,
+                  "--variant", "plain"], log)
+    wait_for("an epoch line", lambda: " epoch " in log.read_text(), proc, log)
+    os.kill(proc.pid, signal.SIGINT)
+    t0 = time.monotonic()
+    said = "Ctrl-C: stopping the trials; each keeps its latest epoch checkpoint"
+    while said not in log.read_text() and time.monotonic() - t0 < 10:
+        time.sleep(0.05)
+    acknowledged = time.monotonic() - t0
+    assert said in log.read_text(), log.read_text()
+    assert acknowledged < 2.0, (acknowledged, log.read_text())
+    assert finish(proc) == 130, log.read_text()
+    assert "1 resumes from its checkpoint" in log.read_text(), log.read_text()

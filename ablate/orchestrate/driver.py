@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -32,6 +34,7 @@ from typing import Callable
 
 from ray import tune
 
+from ablate.orchestrate import signals
 from ablate.orchestrate.cluster import Cluster, trial_resources
 from ablate.orchestrate.progress import Progress
 from ablate.orchestrate.storage import Storage, resolve_storage
@@ -113,6 +116,36 @@ class Recorder(tune.Callback):
     # the live terminal and file handles held here are left out of that copy.
     def __getstate__(self):
         return {}
+
+    def on_step_begin(self, iteration, trials, **info):
+        """Once, at the first step of the run: Tune's SIGINT handler is in place; wrap it so
+        that Ctrl-C (and SIGTERM, which takes its path: orchestrate/signals.py) is acknowledged
+        at once, not when Tune's loop next logs (~10 s), then handed to Tune as before."""
+        if getattr(self, "_wrapped", None) is not None:
+            return
+        self._wrapped = False
+        if threading.current_thread() is not threading.main_thread():
+            return
+        tune_handler = signal.getsignal(signal.SIGINT)
+        if not callable(tune_handler):
+            return
+
+        def acknowledged(signum, frame):
+            signal.signal(signal.SIGINT, tune_handler)  # a second Ctrl-C: Tune's own path
+            self.progress.stopping(
+                ("SIGTERM" if signals.terminated() else "Ctrl-C") + ": stopping the trials; "
+                "each keeps its latest epoch checkpoint and resumes from it on the next run "
+                "(press Ctrl-C again to skip Tune's last save of its experiment state)")
+            tune_handler(signum, frame)
+
+        signal.signal(signal.SIGINT, acknowledged)
+        self._wrapped, self._tune_handler = True, tune_handler
+
+    def on_experiment_end(self, trials, **info):
+        if getattr(self, "_wrapped", False) and \
+                threading.current_thread() is threading.main_thread() and \
+                getattr(signal.getsignal(signal.SIGINT), "__name__", "") == "acknowledged":
+            signal.signal(signal.SIGINT, self._tune_handler)  # as Tune left it
 
     def on_trial_start(self, iteration, trials, trial, **info):
         cfg = self.config_of(trial)

@@ -92,6 +92,7 @@ class Progress:
         self.t0 = time.monotonic()
         self.live = self.stream.isatty() if live is None else live
         self._live = None
+        self.stopping_since: float | None = None  # when Ctrl-C asked the run to stop
 
     @property
     def running(self) -> dict[str, _Trial]:
@@ -151,6 +152,11 @@ class Progress:
         self._line(f"{'done  ' if ok else 'FAILED'}   {self._name(cfg)}" + (f": {text}" if text else "")
                    + f" ({_dur(t.elapsed(t.ended))})", event=True)
 
+    def stopping(self, message: str) -> None:
+        """Ctrl-C (or SIGTERM) arrived: say so at once and show the run as stopping."""
+        self.stopping_since = time.monotonic()
+        self.note(message)
+
     def note(self, message: str) -> None:
         if self._live is not None:
             self._live.console.print(message, markup=False, highlight=False)
@@ -206,10 +212,13 @@ class Progress:
         now = time.monotonic()
         finished = self.done + self.failed
         head = Table.grid(padding=(0, 1))
+        state = (f"STOPPING for {_dur(now - self.stopping_since)}: trials keep their "
+                 "latest epoch checkpoint" if self.stopping_since is not None
+                 else f"ETA {_dur(self.eta())}")
         head.add_row(
             ProgressBar(total=max(1, self.total), completed=finished, width=30),
             Text(f"{finished}/{self.total} trials ({self.failed} failed, {self.skipped} "
-                 f"already done)  elapsed {_dur(now - self.t0)}  ETA {_dur(self.eta())}"))
+                 f"already done)  elapsed {_dur(now - self.t0)}  {state}"))
         size = {t.cfg.data.input_size for t in self.trials.values()}
         quick = f"quick PSNR@{size.pop()}" if len(size) == 1 else "quick PSNR"
         t = Table(box=None, show_header=True, pad_edge=False,
