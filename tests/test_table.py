@@ -405,8 +405,10 @@ def test_text_table_fits_80_columns_and_explains_only_what_appears(tmp_path):
     text = buf.getvalue()
     body = text.split("mean ± std")[0]
     assert max(len(ln) for ln in body.splitlines()) <= 80
-    # the compact layout: one line per row × resolution, whole numbers and intervals intact
-    assert re.search(r"Per-batch jitter\s+64\s+\d+\.\d\d ± \d\.\d\d\s+\+\d\.\d\d \[", text)
+    # the compact layout: a row per variant × resolution, whole numbers and intervals intact
+    # (the interval stacked under its value)
+    assert re.search(r"Per-batch jitter\s+64\s+\d+\.\d\d ± \d\.\d\d\s+\+\d\.\d\d( \*+)?[^\n]*\n"
+                     r"\s+\[\+\d\.\d\d, \+\d\.\d\d\]", text), text
     assert "…" not in body
     # the wide layout where it fits, the same cells
     wide = render([t], "text")
@@ -415,3 +417,25 @@ def test_text_table_fits_80_columns_and_explains_only_what_appears(tmp_path):
     md = render([t], "markdown")
     assert "| Bicubic | input |  |" in md and "Bicubic input: at the input size" in md
     assert "no result" not in md and "(n = seeds when fewer)" not in md
+
+
+def test_the_table_and_its_detail_read_at_80_columns():
+    """Issue 28 §5: at 80 columns each Δ stacks its interval under the value and its stars
+    (no "***" alone on a line), verdicts are abbreviated with a key, and --detail lists each
+    figure by name instead of truncating columns ("hallu…")."""
+    from pathlib import Path
+
+    from ablate.table.format import to_text
+
+    shipped = Path(__file__).resolve().parents[1] / "docs" / "results"
+    tables = load_tables(shipped, study="jitter_vs_multiscale_cpu", detail=True)
+    out = to_text(tables, width=80, detail=True)
+    legends = ("mean ± std", "means over seeds")  # one long line each, wrapped by a terminal
+    lines = [line for line in out.splitlines() if not line.startswith(legends)]
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    assert "…" not in out, [line for line in lines if "…" in line]
+    assert not [line for line in lines if line.strip() in ("*", "**", "***")]
+    assert re.search(r"\+\d+\.\d\d \*+\s*$", out, re.M)  # a value with its stars
+    assert re.search(r"^\s+\[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]\s*$", out, re.M)  # its CI below
+    assert "halluc. = hallucination" in out
+    assert "Original (bug) @32: unfit 3/3" in out and "    Error × bicubic [CI]: " in out

@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 import unicodedata
 
@@ -309,14 +310,15 @@ def rich_compact(t: Table):
     from rich.table import Table as RichTable
 
     short = {"psnr_y": "Y-PSNR"}.get(t.metric, t.metric.upper())
-    rt = RichTable(title=title(t), caption=legend(t), box=box.SIMPLE_HEAVY,
-                   caption_justify="left", title_justify="left")
+    rt = RichTable(title=title(t), box=box.SIMPLE_HEAVY, caption_justify="left",
+                   title_justify="left")
+    used: dict[str, str] = {}
     for h in lead(t):
         rt.add_column(h, justify="left")
-    rt.add_column("r", justify="right")
-    rt.add_column(short, justify="right")
-    rt.add_column("Δ [95% CI]", justify="right")
-    rt.add_column("Verdict", justify="left")
+    rt.add_column("r", justify="right", no_wrap=True)
+    rt.add_column(short, justify="right", no_wrap=True)
+    rt.add_column("Δ [95% CI]", justify="right", min_width=16)  # stacked: _stacked
+    rt.add_column("Verdict", justify="left", no_wrap=True)  # abbreviated: SHORT_VERDICTS
     for k, r in enumerate(t.resolutions):
         if k:
             rt.add_section()
@@ -329,10 +331,32 @@ def rich_compact(t: Table):
                 i = n + 2 * t.resolutions.index(r)
                 verdict = (fmt_verdict(row.verdicts.get(r), row)
                            if r in t.verdict_resolutions else "")
+                for word, short_word in SHORT_VERDICTS.items():
+                    if word in verdict:
+                        verdict = verdict.replace(word, short_word)
+                        used[short_word] = word
                 style = "dim" if row.kind == "bicubic" else ("bold" if row.is_baseline else None)
-                rt.add_row(*[_rich_escape(x) for x in (*c[:n], str(r), c[i], c[i + 1], verdict)],
-                           style=style)
+                rt.add_row(*[_rich_escape(x) for x in (*c[:n], str(r), c[i])],
+                           _stacked(_rich_escape(c[i + 1])),  # its line break kept
+                           _rich_escape(verdict), style=style)
+    key = "; ".join(f"{s} = {w}" for s, w in used.items())
+    rt.caption = _rich_escape(legend(t) + (f"; {key}" if key else ""))
     return rt
+
+
+# The compact table's verdict words, shortened to fit 80 columns (its caption gives the key).
+SHORT_VERDICTS = {"inconsistent": "incons.", "resampling": "resampl.",
+                  "hallucination": "halluc."}
+
+
+_DELTA = re.compile(r"^(\S+) (\[[^\]]+\])( \*+)?$")
+
+
+def _stacked(delta: str) -> str:
+    """"+6.65 [+5.37, +7.92] ***" → "+6.65 ***" over "[+5.37, +7.92]": a narrow column
+    breaks a Δ cell here, keeping the stars with the value they mark."""
+    m = _DELTA.match(delta)
+    return f"{m.group(1)}{m.group(3) or ''}\n{m.group(2)}" if m else delta
 
 
 def fits(renderable, console) -> bool:
@@ -341,6 +365,20 @@ def fits(renderable, console) -> bool:
 
     wide = Console(width=10_000, file=io.StringIO(), color_system=None)
     return wide.measure(renderable).maximum <= console.width
+
+
+def detail_stacked(t: Table) -> list[str]:
+    """The verdicts' basis for a narrow terminal: per variant row and resolution, its verdicts,
+    then one indented line per figure (DETAIL_HEADER's names), instead of truncated columns."""
+    out = [detail_title(t), ""]
+    heading_seen = None
+    for heading, c, _ in detail_rows(t):
+        if heading is not None and heading != heading_seen:
+            out.append(f"[{heading}]")
+            heading_seen = heading
+        out.append(f"{c[0]} @{c[1]}: {c[2]}")
+        out += [f"    {name}: {value}" for name, value in zip(DETAIL_HEADER[3:], c[3:])]
+    return out + ["", detail_legend(t)]
 
 
 def rich_detail(t: Table):
@@ -390,7 +428,12 @@ def print_text(tables: list[Table], console=None, detail: bool = False) -> None:
             console.print(_rich_escape(line), highlight=False)
         if detail and t.verdict_resolutions:
             console.print()
-            console.print(rich_detail(t))
+            full = rich_detail(t)
+            if fits(full, console):
+                console.print(full)
+            else:
+                for line in detail_stacked(t):
+                    console.print(_rich_escape(line), highlight=False)
 
 
 def to_text(tables: list[Table], width: int = 400, detail: bool = False) -> str:
