@@ -7,8 +7,10 @@ trial's final one under RESULTS/<study>/ray/run-*/<trial_id>/checkpoint_*/), the
 model's PSNR and bicubic's at every eval resolution above the input on two sets of crops made
 the same way: fresh random crops of the *training* photos (the trial's own sampler) and the
 held-out crops the evaluation uses. A model well above bicubic on its training photos and not
-on held-out ones has learnt those photos, not super-resolution: the test bed (its number of
-training photos) is the limit, not the method. Torch only; no Ray.
+on held-out ones has learnt those photos rather than super-resolution; one below bicubic on
+both has learnt neither. (It once led this project to blame the test bed's 8 training photos
+for LIIF's `resampling`; doubling LIIF's training crops made it `true_sr` on the same test
+bed: README, "The flagship rows at CPU scale".) Torch only; no Ray.
 """
 
 from __future__ import annotations
