@@ -57,7 +57,8 @@ def test_report_writes_valid_pngs_and_an_index_that_references_them_all(gridded_
     refs = _referenced(index)
     assert sorted(refs) == sorted(names)  # every PNG shown, nothing dangling
     html = index.read_text()
-    assert html.count('<table class="ablate">') == 3  # PSNR and SSIM tables, verdict basis
+    # PSNR and SSIM tables, verdict basis; what each row is and the shared settings
+    assert html.count('<table class="ablate">') == 5
     assert "what the verdicts were decided from" in html
     assert "Fit at input: PSNR (floor) margin" in html
     assert "unfit (at every r) when the margin at the input" in html  # the rule beside them

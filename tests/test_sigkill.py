@@ -217,7 +217,7 @@ def check_study(root: Path, ids: set[str]) -> None:
         assert {p.name.removesuffix(".parquet") for p in (root / folder).iterdir()} <= ids, folder
     check_every_file_complete(root)  # every file reads; no .tmp/.old files, no .stage-* folders
     assert not [p for p in root.rglob("*") if p.name.endswith((".tmp", ".old", ".unreadable"))]
-    assert not list((root / "running").iterdir())  # no running markers left
+    assert not (root / "running").exists()  # no running markers left (the empty folder gone)
     assert not (root / ".work").exists()
     assert {p.name for p in root.iterdir()} <= {
         "manifest.json", "study.toml", ".run.lock", "trials", "history", "images", "artifacts",

@@ -126,6 +126,7 @@ def run_study(study: Study, results: str | Path = "results", *,
             with Progress(total=len(pending), skipped=summary.skipped, stream=progress_stream,
                           live=live, trials=pending) as progress:
                 if not pending:
+                    remove_empty(study_dir)  # what a killed run left is swept: nothing else to do
                     return summary
                 if executor is Executor.local:
                     summary.failed = run_local(pending, study_dir, progress, device=device)
