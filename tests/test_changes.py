@@ -142,6 +142,6 @@ def test_a_study_far_too_big_for_this_machine_is_warned_about_first(tmp_path):
         proc.kill()
         proc.wait()
     assert first.startswith("jitter_vs_multiscale: 18 trials, 0 already completed"), first
-    assert first_after < 10, first_after  # before the estimate's measured step, not after
+    assert first_after < 3, first_after  # ~0.3 s idle: before torch, Ray and the estimate
     assert second.startswith("warning: estimate: ≥ ") and "far too big for this machine" \
         in second and "img/s per trial measured" in second, second

@@ -99,4 +99,6 @@ def _imports(code: str) -> set[str]:
 def test_trial_core_is_ray_free_and_driver_and_cli_torch_free():
     assert "ray" not in _imports("import ablate.train.trial, ablate.orchestrate.local")
     assert "torch" not in _imports("import ablate.orchestrate.driver")
+    # `ablate run`'s first line comes before anything imports torch (~1 s): issue 28 §2
+    assert "torch" not in _imports("import ablate.orchestrate.run, ablate.cli.run_cmds")
     assert not {"torch", "ray", "pandas", "matplotlib"} & _imports("import ablate.cli.app")

@@ -23,7 +23,6 @@ from ablate.orchestrate.changes import study_changes
 from ablate.orchestrate.estimate import ESTIMATE_FROM_HOURS, estimate
 from ablate.orchestrate.cluster import connect, dashboard_line, trial_resources
 from ablate.orchestrate.executor import Executor
-from ablate.orchestrate.local import run_local
 from ablate.orchestrate.lock import StudyLock
 from ablate.orchestrate.preflight import (RunError, check_data, check_device, check_results,
                                           refused_leaves_nothing)
@@ -129,6 +128,8 @@ def run_study(study: Study, results: str | Path = "results", *,
                     remove_empty(study_dir)  # what a killed run left is swept: nothing else to do
                     return summary
                 if executor is Executor.local:
+                    from ablate.orchestrate.local import run_local  # the trial core: torch (~1 s)
+
                     summary.failed = run_local(pending, study_dir, progress, device=device)
                 else:
                     from ablate.orchestrate.driver import run_ray  # Ray, as above
