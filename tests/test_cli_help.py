@@ -35,3 +35,16 @@ def test_help_fits_80_columns():
                 "data"):
         wide = [ln for ln in help_of(cmd).splitlines() if len(ln) > 80]
         assert not wide, (cmd, wide)
+
+
+def test_options_name_what_they_take():
+    """Metavars without noise (issue 28 §4): every option that takes a value names it (DIR,
+    ADDRESS, N, …) or lists its choices, never a bare type such as <str> or <int range>."""
+    import re
+
+    for cmd in ("run", "search", "trial", "table", "report", "status", "plan", "validate",
+                "data"):
+        options = [ln for ln in help_of(cmd).split("Options:")[-1].splitlines()
+                   if ln.lstrip().startswith("--")]
+        noisy = [ln for ln in options if re.search(r"<(str|int|float)( range)?>", ln)]
+        assert not noisy, (cmd, noisy)

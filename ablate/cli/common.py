@@ -17,20 +17,22 @@ from ablate.spec import SpecError, Study, load_study
 
 
 def results_option(where: str = "") -> typer.Option:
-    return typer.Option("results", "--results",
+    return typer.Option("results", "--results", metavar="DIR",
                         help=f"Results root; files go to RESULTS/<study>/{where}.")
 
 
 AddressOption = typer.Option(
-    None, "--address", help="Join a Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: "
-                            "RAY_ADDRESS, else an embedded local Ray).")
+    None, "--address", metavar="ADDRESS",
+    help="Join a Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: "
+         "RAY_ADDRESS, else an embedded local Ray).")
 
 StorageOption = typer.Option(
-    None, "--storage", help="Ray storage for checkpoints (default RESULTS/<study>/ray); on a "
-                            "multi-node cluster a path every node reaches, or a URI: "
-                            "s3://BUCKET/PATH (an S3-compatible endpoint: "
-                            "?endpoint_override=http://HOST:PORT or AWS_ENDPOINT_URL), "
-                            "gs://BUCKET/PATH, …")
+    None, "--storage", metavar="DIR|URI",
+    help="Ray storage for checkpoints (default RESULTS/<study>/ray); on a "
+         "multi-node cluster a path every node reaches, or a URI: "
+         "s3://BUCKET/PATH (an S3-compatible endpoint: "
+         "?endpoint_override=http://HOST:PORT or AWS_ENDPOINT_URL), "
+         "gs://BUCKET/PATH, …")
 
 MlflowOption = typer.Option(
     None, "--mlflow", metavar="URI", help="Also log every trial to MLflow at this tracking URI "

@@ -11,11 +11,14 @@ from ablate.table.choices import Metric
 def report(
     dir: str = typer.Argument(..., metavar="DIR", help="A study's results folder, or a results "
                               "folder holding several studies."),
-    out: str = typer.Option(..., "--out", help="Folder to write the PNGs and index.html to."),
-    study: str = typer.Option(None, "--study", help="Only this study (folder or study name)."),
+    out: str = typer.Option(..., "--out", metavar="DIR",
+                            help="Folder to write the PNGs and index.html to."),
+    study: str = typer.Option(None, "--study", metavar="NAME",
+                              help="Only this study (folder or study name)."),
     metric: Metric = typer.Option(Metric.psnr, "--metric", help="Metric of the first HTML "
                                   "table (the second shows SSIM, or PSNR when this is SSIM)."),
-    baseline: str = typer.Option(None, "--baseline", help="Variant that Δ compares against."),
+    baseline: str = typer.Option(None, "--baseline", metavar="VARIANT",
+                                 help="Variant that Δ compares against."),
 ) -> None:
     """Write the report: PNG figures and OUT/index.html with the tables.
 

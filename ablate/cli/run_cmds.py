@@ -20,10 +20,12 @@ def run(
     address: str = AddressOption,
     executor: Executor = typer.Option(Executor.ray, "--executor", help="ray: Ray Tune; local: "
                                       "in this process, one trial after another, no Ray."),
-    max_concurrent: int = typer.Option(0, "--max-concurrent", help="At most N trials at once "
-                                       "(0: as resources allow)."),
+    max_concurrent: int = typer.Option(0, "--max-concurrent", metavar="N",
+                                       help="At most N trials at once "
+                                            "(0: as resources allow)."),
     storage: str = StorageOption,
-    device: str = typer.Option("auto", "--device", help="--executor local only: cpu | cuda | auto."),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE",
+                               help="--executor local only: cpu | cuda | auto."),
     variants: list[str] = typer.Option(None, "--variant", metavar="NAME", help="Run only this "
                                        "variant's trials (repeatable); default: every variant."),
     mlflow: str = MlflowOption,

@@ -19,7 +19,7 @@ def search(
     confirm: int = typer.Option(0, "--confirm", metavar="K", min=0, help="Then re-run the K "
                                 "best configurations with every seed of the study; `ablate "
                                 "table` shows them beside the variants."),
-    top: int = typer.Option(5, "--top", min=1, help="How many of the best to print."),
+    top: int = typer.Option(5, "--top", metavar="N", min=1, help="How many of the best to print."),
     storage: str = StorageOption,
     mlflow: str = MlflowOption,
     wandb: str = WandbOption,

@@ -11,13 +11,15 @@ from ablate.table.choices import Format, Metric
 def table(
     dir: str = typer.Argument(..., metavar="DIR", help="A study's results folder, or a results "
                               "folder holding several studies."),
-    study: str = typer.Option(None, "--study", help="Only this study (folder or study name)."),
+    study: str = typer.Option(None, "--study", metavar="NAME",
+                              help="Only this study (folder or study name)."),
     format: Format = typer.Option(Format.text, "--format", help="Output format: text for the "
                                   "terminal, markdown/latex to paste, csv/json for tools."),
     metric: Metric = typer.Option(Metric.psnr, "--metric", help="psnr (RGB) | ssim | psnr_y "
                                   "(the SR literature's PSNR: BT.601 luma, border shaved)."),
-    baseline: str = typer.Option(None, "--baseline", help="Variant that Δ compares against "
-                                 "(default: the spec's baseline, else the first variant)."),
+    baseline: str = typer.Option(None, "--baseline", metavar="VARIANT",
+                                 help="Variant that Δ compares against "
+                                      "(default: the spec's baseline, else the first variant)."),
     detail: bool = typer.Option(False, "--detail", help="Also show what each verdict was "
                                 "decided from: the fit at the input vs its floor (the "
                                 "half-resolution copy), LR consistency at r, in-band energy "
@@ -26,7 +28,7 @@ def table(
     search: bool = typer.Option(False, "--search", help="Instead: the best configurations "
                                 "of each `ablate search` of the study, ranked by its "
                                 "objective, with --metric at every resolution and verdicts."),
-    top: int = typer.Option(10, "--top", min=1, help="--search: how many to list."),
+    top: int = typer.Option(10, "--top", metavar="N", min=1, help="--search: how many to list."),
 ) -> None:
     """Print the comparison table of a study, running or done.
 

@@ -11,12 +11,15 @@ from ablate.cli.common import SetOption, results_option, run_errors, study_or_ex
 
 def trial(
     study_file: str = typer.Argument(..., metavar="STUDY.toml", help="The study spec."),
-    variant: str = typer.Option(..., "--variant", help="Variant name (see `ablate plan`)."),
-    seed: int = typer.Option(..., "--seed", help="One of the study's seeds."),
+    variant: str = typer.Option(..., "--variant", metavar="NAME",
+                                help="Variant name (see `ablate plan`)."),
+    seed: int = typer.Option(..., "--seed", metavar="N", help="One of the study's seeds."),
     results: str = results_option(),
-    device: str = typer.Option("auto", "--device", help="cpu | cuda | cuda:N | auto."),
-    trial_id: str = typer.Option(None, "--trial-id", help="Pick one grid point when the "
-                                 "variant and seed match several."),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE",
+                               help="cpu | cuda | cuda:N | auto."),
+    trial_id: str = typer.Option(None, "--trial-id", metavar="ID",
+                                 help="Pick one grid point when the "
+                                      "variant and seed match several."),
     sets: list[str] = SetOption,
 ) -> None:
     """Run one trial in-process: progress per epoch, then metrics beside bicubic with verdicts.
