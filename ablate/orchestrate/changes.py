@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from ablate.results.layout import StudyDir
 from ablate.results.manifest import ManifestError
-from ablate.results.read import study_manifest
+from ablate.results.read import describe_trial, study_manifest
 from ablate.results.trial_file import read_trial_file
 from ablate.spec.config import TrialConfig
 from ablate.spec.ids import trial_to_dict
@@ -77,8 +77,7 @@ def study_changes(study_dir: StudyDir, trials: list[TrialConfig]) -> Changes:
         if row.get("search"):
             continue  # a sampled trial of `ablate search`
         variant, seed, grid = str(row["variant"]), int(row["seed"]), str(row.get("grid") or "")
-        changes.orphans.append(f"{variant} seed {seed}" + (f" [{grid}]" if grid else "")
-                               + f" ({f.stem})")
+        changes.orphans.append(describe_trial(tf.table, f.stem))
         new = at_point.get((variant, seed, grid))
         try:
             old = json.loads(row.get("config_json") or "")

@@ -278,7 +278,7 @@ def load_study(root: str | Path, columns: tuple[str, ...] | None = TABLE_COLUMNS
             continue
         seen[tid] = p.name
         if planned is not None and tid not in planned and not _sampled(t):
-            s.apart.append(_describe(t, tid))
+            s.apart.append(describe_trial(t, tid))
             continue
         if columns:
             t = t.select([c for c in columns if c in t.column_names])
@@ -305,7 +305,8 @@ def _sampled(t: pa.Table) -> bool:
     return "search" in t.column_names and bool(t.column("search")[0].as_py())
 
 
-def _describe(t: pa.Table, tid: str) -> str:
+def describe_trial(t: pa.Table, tid: str) -> str:
+    """"variant seed s [grid] (id)" of a trial file's rows, as notes and messages name it."""
     row = t.slice(0, 1).to_pylist()[0]
     grid = row.get("grid") or ""
     return f"{row['variant']} seed {row['seed']}" + (f" [{grid}]" if grid else "") + f" ({tid})"
