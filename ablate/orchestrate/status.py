@@ -109,8 +109,9 @@ def study_status(study_dir: StudyDir) -> StudyStatus:
     if manifest is not None and manifest.trials:
         sampled = {t.trial_id for r in search_records(study_dir).values()
                    for t in search_trials(study_dir, r)}
+        planned_ids = set(planned)
         apart = sorted(t for t, st in statuses.items()
-                       if st == "completed" and t not in set(planned) and t not in sampled)
+                       if st == "completed" and t not in planned_ids and t not in sampled)
     return StudyStatus(name=manifest.study if manifest else study_dir.name, root=study_dir.root,
                        total=len(planned), completed=completed, failed=failed, running=running,
                        interrupted=interrupted,
